@@ -1,0 +1,1 @@
+"""llmcompiler: parallel function calling for LLM agents, on the standard library alone."""
