@@ -14,6 +14,8 @@ The tree, and who raises what:
       RunError (RuntimeError)              a run could not go on as asked
         RunClosedError                       a task was added to a run that was closed or cancelled
         RunTimeoutError (TimeoutError)       a run or baseline did not finish in time
+        TaskTimeoutError (TimeoutError)      a task ran past its tool's timeout (kept in its TaskFailure)
+        WorkerDiedError                      the worker process running a task died (in its TaskFailure)
         StoreError                           the observation store failed (e.g. its manager died)
       LLMError (RuntimeError)              talking to a language model failed
         LLMConnectionError (ConnectionError)
@@ -43,6 +45,8 @@ __all__ = [
     "RunClosedError",
     "RunTimeoutError",
     "StoreError",
+    "TaskTimeoutError",
+    "WorkerDiedError",
     "LLMError",
     "LLMConnectionError",
     "LLMHTTPError",
@@ -158,6 +162,15 @@ class RunClosedError(RunError):
 
 class RunTimeoutError(RunError, TimeoutError):
     """A run (or the sleep-retry baseline) did not finish within its timeout."""
+
+
+class TaskTimeoutError(RunError, TimeoutError):
+    """A task ran past its tool's timeout. Found in the task's ``TaskFailure``, not raised to callers."""
+
+
+class WorkerDiedError(RunError):
+    """The worker process running a task died (killed, crashed, ``os._exit``). Found in the task's
+    ``TaskFailure``; the pool was replaced and other tasks went on."""
 
 
 class StoreError(RunError):

@@ -16,17 +16,59 @@ References
 
 A task's ``dependencies`` are its declared ones plus every whole-argument reference (always) plus the
 in-text references the parser found to earlier tasks.
+
+The plan language
+-----------------
+An LLM writes a plan as lines::
+
+    Thought: I need both populations before I can compare them.
+    1. search("population of Tokyo")
+    2. search(query="population of Paris")
+    3. math("ratio of $1 to ${2}", context=[$1, $2])
+    4. join()<END_OF_PLAN>
+
+* ``<n>. tool(args)`` is a task (leading whitespace and spaces after the dot are allowed; the tool name is
+  a plain identifier). Arguments are Python literals only -- str, int, float, bool, None, list, tuple,
+  dict, a sign on a number -- plus bare ``$N``/``${N}``, read with ``ast`` and never evaluated.
+* A task may span lines while a bracket or a triple-quoted string is open; it ends with the line that
+  closes the call's ``)``, and nothing but spaces may follow that ``)``. A one-quote string cannot span
+  lines (except by a backslash before the newline, as in Python). While a task is open outside a string,
+  a line that starts a new task, thought, fence or ``join()`` means the task was never closed: that is an
+  error on the task, and the line is then read normally.
+* ``Thought: ...`` lines give the next task its thought (several are joined with a space); blank lines
+  and markdown fences are skipped. ``join()``, with or without ``<n>.``, ends the plan and is no task.
+* ``<END_OF_PLAN>`` ends the plan wherever it appears, even inside a line or string: the text before it
+  is the plan. Everything after the end is ignored.
+* Any other line is an error -- or, in lenient mode, more thought. Lenient mode also takes arguments that
+  are not literals (``search(Austin Powers)``) as one string: the text between the parentheses.
+* Whole-argument references must name an earlier task (of this plan or a ``known`` earlier one); in-text
+  ``$N`` becomes a dependency only when task N is earlier. Task indices must be unique, not consecutive.
+
+``PlanParser`` reads a plan as it streams in; ``validate_tasks`` checks plans given as task lists.
 """
 
 from __future__ import annotations
 
+import ast
 import re
+import warnings
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
-from .errors import PlanError
+from .errors import CycleError, DuplicateTaskError, PlanError, PlanSyntaxError, UnknownReferenceError
 
-__all__ = ["Task", "whole_reference", "inline_references", "references", "resolve"]
+__all__ = [
+    "Task",
+    "whole_reference",
+    "inline_references",
+    "references",
+    "resolve",
+    "END_OF_PLAN",
+    "parse_plan",
+    "PlanParser",
+    "validate_tasks",
+]
 
 # A string that is exactly one reference: "$3" or "${3}".
 _WHOLE_REFERENCE = re.compile(r"\$(?:\{(\d+)\}|(\d+))")
@@ -197,3 +239,595 @@ def resolve(task: Task, observation: Callable[[int], Any]) -> Tuple[Tuple[Any, .
         return value
 
     return tuple(value_of(a) for a in task.args), {k: value_of(v) for k, v in task.kwargs.items()}
+
+
+# -- the plan language: reading the arguments of one call --------------------------------------------
+
+END_OF_PLAN = "<END_OF_PLAN>"
+
+_MAX_NESTING = 100  # brackets deeper than this are refused (ast's own limit is 200)
+_CLOSER = {"(": ")", "[": "]", "{": "}"}
+# Outside strings: a run of characters that need no attention.
+_PLAIN_CODE = re.compile(r"[^'\"()\[\]{}$#]+")
+# Inside a string opened by ' or ": a run up to the next backslash, quote character or newline.
+_STRING_BODY = {"'": re.compile(r"[^\\'\n]+"), '"': re.compile(r'[^\\"\n]+')}
+_BARE_REFERENCE = re.compile(r"\$(?:\{([0-9]+)\}|([0-9]+))")
+
+
+class _ArgumentError(Exception):
+    """The argument text cannot be scanned (internal; becomes a PlanSyntaxError with line and task)."""
+
+
+class _ArgumentScanner:
+    """Scans a call's argument text one line at a time, keeping bracket and string state between lines.
+
+    It copies the text to ``source`` with every bare ``$N`` / ``${N}`` (one outside string literals)
+    replaced by the string literal ``"$N"``, and to ``raw`` as written; both stop before the ``)`` that
+    closes the call. ``quote`` is the quote of the string left open at the end of a line, or None.
+    """
+
+    def __init__(self) -> None:
+        self.brackets: List[str] = ["("]
+        self.quote: Optional[str] = None
+        self.source: List[str] = []
+        self.raw: List[str] = []
+
+    def feed(self, segment: str) -> Optional[int]:
+        """Scan ``segment`` (one line, ending in a newline).
+
+        Returns the offset just past the closing ``)`` of the call, or None if the call is still open.
+        Raises ``_ArgumentError`` for a bracket that closes the wrong bracket, an unterminated
+        one-quote string, a ``$`` without a task number, a comment, or too deep nesting.
+        """
+        out: List[str] = []
+        pos = 0
+        while pos < len(segment):
+            if self.quote is not None:
+                pos = self._string_part(segment, pos, out)
+                continue
+            plain = _PLAIN_CODE.match(segment, pos)
+            if plain:
+                out.append(plain.group())
+                pos = plain.end()
+                continue
+            char = segment[pos]
+            if char in "'\"":
+                self.quote = char * 3 if segment.startswith(char * 3, pos) else char
+                out.append(self.quote)
+                pos += len(self.quote)
+            elif char in "([{":
+                if len(self.brackets) >= _MAX_NESTING:
+                    raise _ArgumentError(f"arguments nest deeper than {_MAX_NESTING} brackets")
+                self.brackets.append(char)
+                out.append(char)
+                pos += 1
+            elif char in ")]}":
+                opener = self.brackets.pop()
+                if _CLOSER[opener] != char:
+                    raise _ArgumentError(f"{char!r} does not close {opener!r}")
+                if not self.brackets:
+                    self._keep(segment[:pos], out)
+                    return pos + 1
+                out.append(char)
+                pos += 1
+            else:
+                pos = self._reference_or_comment(segment, pos, out)
+        self._keep(segment, out)
+        return None
+
+    def _string_part(self, segment: str, pos: int, out: List[str]) -> int:
+        """Scan inside the open string from ``pos``; returns the next position."""
+        quote = self.quote or ""
+        body = _STRING_BODY[quote[0]].match(segment, pos)
+        if body:
+            out.append(body.group())
+            return body.end()
+        char = segment[pos]
+        if char == "\\":  # an escape, also in raw strings: the next character never ends the string
+            out.append(segment[pos:pos + 2])
+            return pos + 2
+        if char == "\n" and len(quote) == 1:
+            raise _ArgumentError("a string is not closed at the end of the line")
+        if segment.startswith(quote, pos):
+            self.quote = None
+            out.append(quote)
+            return pos + len(quote)
+        out.append(char)
+        return pos + 1
+
+    @staticmethod
+    def _reference_or_comment(segment: str, pos: int, out: List[str]) -> int:
+        """Handle a ``$`` or ``#`` outside strings; returns the next position."""
+        if segment[pos] == "#":
+            raise _ArgumentError("comments ('#') are not allowed in arguments")
+        reference = _BARE_REFERENCE.match(segment, pos)
+        if reference is None:
+            raise _ArgumentError("'$' outside a string must be followed by a task number, as in $1")
+        out.append('"$' + (reference.group(1) or reference.group(2)) + '"')
+        return reference.end()
+
+    def _keep(self, raw: str, out: List[str]) -> None:
+        self.raw.append(raw)
+        self.source.append("".join(out))
+
+
+class _NotLiteral(Exception):
+    """An argument node that is not a literal (internal). ``what`` describes it."""
+
+    def __init__(self, node: ast.AST, what: str):
+        super().__init__(what)
+        self.node = node
+        self.what = what
+
+
+_NODE_NAMES = {
+    ast.Call: "a call", ast.Attribute: "an attribute", ast.Subscript: "a subscript",
+    ast.JoinedStr: "an f-string", ast.Lambda: "a lambda", ast.BinOp: "an operator",
+    ast.BoolOp: "an operator", ast.Compare: "a comparison", ast.UnaryOp: "an operator",
+    ast.ListComp: "a comprehension", ast.SetComp: "a comprehension", ast.DictComp: "a comprehension",
+    ast.GeneratorExp: "a generator expression", ast.Starred: "a starred argument ('*')",
+    ast.Set: "a set", ast.IfExp: "a conditional expression", ast.NamedExpr: "an assignment (':=')",
+    ast.Await: "an await", ast.Yield: "a yield", ast.YieldFrom: "a yield",
+}
+
+
+def _describe(node: ast.AST) -> str:
+    """A short description of a non-literal node, for error messages."""
+    if isinstance(node, ast.Name):
+        return f"a name {node.id!r}"
+    if isinstance(node, ast.Constant):
+        kind = {bytes: "a bytes literal", complex: "a complex number"}.get(type(node.value))
+        return kind or f"{node.value!r}"
+    return _NODE_NAMES.get(type(node), f"a {type(node).__name__} expression")
+
+
+def _literal(node: ast.AST) -> Any:
+    """The value of a literal node. Raises ``_NotLiteral`` for anything else.
+
+    Recursion depth is bounded by the scanner's bracket limit.
+    """
+    if isinstance(node, ast.Constant):
+        if node.value is None or isinstance(node.value, (str, int, float)):  # bool is an int
+            return node.value
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = node.operand
+        if isinstance(operand, ast.Constant) and type(operand.value) in (int, float):
+            return -operand.value if isinstance(node.op, ast.USub) else operand.value
+    elif isinstance(node, ast.List):
+        return [_literal(item) for item in node.elts]
+    elif isinstance(node, ast.Tuple):
+        return tuple(_literal(item) for item in node.elts)
+    elif isinstance(node, ast.Dict):
+        return {_dict_key(key, node): _literal(value) for key, value in zip(node.keys, node.values)}
+    raise _NotLiteral(node, _describe(node))
+
+
+def _dict_key(node: Optional[ast.AST], parent: ast.AST) -> Any:
+    """A dict key: a str, number, bool or None literal. Raises ``_NotLiteral`` otherwise."""
+    if node is None:
+        raise _NotLiteral(parent, "'**' unpacking")
+    if isinstance(node, (ast.List, ast.Tuple, ast.Dict)):
+        raise _NotLiteral(node, "a container as a dict key")
+    return _literal(node)
+
+
+def _read_arguments(source: str, line: int, idx: str) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    """The ``(args, kwargs)`` written in ``source`` (a call's argument text, references quoted).
+
+    ``line`` is the plan line the text starts on. Raises ``PlanSyntaxError`` naming the line and what was
+    found when the text is not a comma-separated list of literal (keyword) arguments.
+    """
+    def fail(message: str, at: int = 1) -> PlanSyntaxError:
+        return PlanSyntaxError(f"line {line + at - 1}: task {idx}: {message}", line=line + at - 1,
+                               task=_int_or_none(_small_int(idx)), text=source)
+
+    try:
+        with warnings.catch_warnings():  # e.g. SyntaxWarning for "\d": the plan's text, not our code
+            warnings.simplefilter("ignore")
+            tree = ast.parse(f"_({source})", mode="eval")
+    except SyntaxError as error:
+        raise fail(f"the arguments are not valid: {error.msg}", error.lineno or 1) from None
+    except (ValueError, RecursionError, MemoryError) as error:
+        raise fail(f"the arguments cannot be read: {type(error).__name__}") from None
+    call = tree.body
+    if not isinstance(call, ast.Call):  # cannot happen: the scanner checked the brackets
+        raise fail("the arguments cannot be read")
+    try:
+        args = tuple(_literal(node) for node in call.args)
+        kwargs: Dict[str, Any] = {}
+        for keyword in call.keywords:
+            if keyword.arg is None:
+                raise _NotLiteral(keyword.value, "'**' unpacking")
+            if keyword.arg in kwargs:
+                raise fail(f"keyword argument {keyword.arg!r} is given twice", keyword.value.lineno)
+            kwargs[keyword.arg] = _literal(keyword.value)
+    except _NotLiteral as error:
+        raise fail(f"arguments must be literals, found {error.what}",
+                   getattr(error.node, "lineno", 1)) from None
+    return args, kwargs
+
+
+def _small_int(digits: str) -> Optional[int]:
+    """``int(digits)``, or None when it has too many digits to convert."""
+    return int(digits) if len(digits) <= 18 else None
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` stripped, quoted and cut to ``limit`` characters for an error message."""
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+# -- the plan language: lines ------------------------------------------------------------------------
+
+_TASK_LINE = re.compile(r"\s*([0-9]+)\.[ \t]*([^\W\d]\w*)[ \t]*\(")
+_DOTTED_TASK_LINE = re.compile(r"\s*([0-9]+)\.[ \t]*(\w+(?:\.\w+)+)[ \t]*\(")
+_JOIN_LINE = re.compile(r"\s*(?:[0-9]+\.[ \t]*)?join[ \t]*\([ \t]*\)\s*")
+_THOUGHT_LINE = re.compile(r"\s*thought[ \t]*:(.*)", re.IGNORECASE)
+_FENCE_LINE = re.compile(r"\s*```")
+
+
+def _starts_plan_line(line: str) -> bool:
+    """Whether ``line`` begins a task, a thought, a fence or a join (so it cannot continue a call)."""
+    return bool(_TASK_LINE.match(line) or _DOTTED_TASK_LINE.match(line) or _THOUGHT_LINE.match(line)
+                or _FENCE_LINE.match(line) or _JOIN_LINE.fullmatch(line))
+
+
+class _OpenTask:
+    """A task whose line has been read but whose call may still be open."""
+
+    def __init__(self, digits: str, tool: str, line: int, text: str, offset: int, thought: Optional[str]):
+        self.digits = digits
+        self.tool = tool
+        self.line = line  # the plan line the task starts on
+        self.first_line = text
+        self.offset = offset  # where the argument text starts in first_line
+        self.thought = thought
+        self.line_count = 0
+        self.scanner = _ArgumentScanner()
+
+
+class PlanParser:
+    """Reads a plan as it streams in; see the module docstring for the language.
+
+    ``feed(chunk)`` returns the tasks the chunk completed, ``close()`` the rest. Whatever way a text is cut
+    into chunks, the tasks returned add up to ``parse_plan(text)``. Text is kept only from the start of
+    the unfinished line (or open task), so feeding is linear in the text's length.
+
+    ``known`` holds the indices of tasks from earlier plans (replanning continues their numbering): they
+    count as earlier tasks for references, and reusing one is a ``DuplicateTaskError``.
+
+    Errors: ``feed`` and ``close`` raise ``PlanSyntaxError``, ``DuplicateTaskError`` or
+    ``UnknownReferenceError`` (all ``PlanError``) for the first bad line. The bad line (or open task) is
+    consumed; tasks completed before it in the same call are kept and returned by the next ``feed`` or
+    ``close``, and lines after it are read by that next call, so a caller may report the error and go on.
+    """
+
+    def __init__(self, lenient: bool = False, known: Iterable[int] = ()):
+        self._lenient = lenient
+        self._known = frozenset(known)
+        self._held = ""  # the end of the input that may be the start of END_OF_PLAN
+        self._partial: List[str] = []  # pieces of the line not yet ended by a newline
+        self._lines: Deque[Tuple[int, str]] = deque()  # complete lines not yet read: (number, text)
+        self._line_count = 0  # lines moved to _lines so far
+        self._open: Optional[_OpenTask] = None
+        self._thought: List[str] = []
+        self._defined: Dict[int, int] = {}  # task index -> the line it was defined on
+        self._tasks: List[Task] = []
+        self._outbox: List[Task] = []  # completed tasks not yet returned
+        self._input_ended = False  # no more text is taken: close(), join() or END_OF_PLAN
+        self._done = False
+        self._closed = False
+
+    @property
+    def done(self) -> bool:
+        """True once ``join()`` or ``END_OF_PLAN`` was seen."""
+        return self._done
+
+    @property
+    def tasks(self) -> List[Task]:
+        """Every task produced so far, in order (a copy)."""
+        return list(self._tasks)
+
+    def feed(self, chunk: str) -> List[Task]:
+        """Add ``chunk`` to the plan text; returns the tasks completed since the last call.
+
+        After the plan's end, the text is ignored. Raises ``PlanError`` for a bad line (see the class
+        docstring), or when called after ``close()``.
+        """
+        if self._closed:
+            raise PlanError("feed() was called after close()")
+        if not self._input_ended:
+            self._take(chunk)
+        return self._read_lines()
+
+    def close(self) -> List[Task]:
+        """End the input; returns the remaining tasks. Safe to call again (it then returns []).
+
+        Raises ``PlanError`` for a bad line, or ``PlanSyntaxError`` when a task's call is not closed.
+        """
+        self._closed = True
+        if not self._input_ended:
+            self._commit(self._held)
+            self._held = ""
+            self._end_input()
+        return self._read_lines()
+
+    # -- text to lines
+
+    def _take(self, chunk: str) -> None:
+        """Commit ``chunk`` up to END_OF_PLAN, holding back an end that may begin the marker."""
+        text = self._held + chunk
+        end = text.find(END_OF_PLAN)
+        if end >= 0:
+            self._held = ""
+            self._commit(text[:end])
+            self._end_input()
+            self._done = True
+            return
+        keep = _marker_prefix_length(text)
+        self._held = text[len(text) - keep:] if keep else ""
+        self._commit(text[:len(text) - keep])
+
+    def _commit(self, text: str) -> None:
+        """Append ``text`` to the input, queueing the lines it completes."""
+        if "\n" not in text:
+            if text:
+                self._partial.append(text)
+            return
+        first, *rest = text.split("\n")
+        self._partial.append(first)
+        self._queue_line("".join(self._partial))
+        for line in rest[:-1]:
+            self._queue_line(line)
+        self._partial = [rest[-1]] if rest[-1] else []
+
+    def _queue_line(self, line: str) -> None:
+        self._line_count += 1
+        self._lines.append((self._line_count, line[:-1] if line.endswith("\r") else line))
+
+    def _end_input(self) -> None:
+        """Queue the unfinished last line and take no more text."""
+        if self._partial:
+            self._queue_line("".join(self._partial))
+            self._partial = []
+        self._input_ended = True
+
+    # -- lines to tasks
+
+    def _read_lines(self) -> List[Task]:
+        """Read the queued lines; returns (and forgets) the completed tasks. Raises at the first bad line."""
+        while self._lines:
+            number, line = self._lines.popleft()
+            self._read_line(number, line)
+        if self._input_ended and self._open is not None:
+            task, self._open = self._open, None
+            self._not_closed(task, "before the end of the plan")
+        tasks, self._outbox = self._outbox, []
+        return tasks
+
+    def _read_line(self, number: int, line: str) -> None:
+        """Read one line. Raises PlanError for a bad one."""
+        if self._open is not None:
+            self._continue_task(number, line)
+        elif not line.strip() or _FENCE_LINE.match(line):
+            return
+        elif thought := _THOUGHT_LINE.match(line):
+            self._add_thought(thought.group(1))
+        elif _JOIN_LINE.fullmatch(line):
+            self._finish_plan()
+        elif start := _TASK_LINE.match(line):
+            self._start_task(number, line, start)
+        elif dotted := _DOTTED_TASK_LINE.match(line):
+            raise PlanSyntaxError(f"line {number}: tool names must be plain identifiers, got "
+                                  f"{dotted.group(2)!r}", line=number, text=line)
+        elif self._lenient:
+            self._add_thought(line)
+        else:
+            raise PlanSyntaxError(f"line {number}: expected '<n>. tool(args)', got {_shown(line)}",
+                                  line=number, text=line)
+
+    def _add_thought(self, text: str) -> None:
+        if text.strip():
+            self._thought.append(text.strip())
+
+    def _finish_plan(self) -> None:
+        """``join()``: the plan ends here; the rest of the input is dropped."""
+        self._done = self._input_ended = True
+        self._lines.clear()
+        self._partial, self._held, self._thought = [], "", []
+
+    def _start_task(self, number: int, line: str, match: "re.Match[str]") -> None:
+        thought = " ".join(self._thought) or None
+        self._thought = []
+        if match.group(2) == "join":
+            raise PlanSyntaxError(f"line {number}: expected 'join()' alone, got {_shown(line)}",
+                                  line=number, task=_small_int(match.group(1)), text=line)
+        self._open = _OpenTask(match.group(1), match.group(2), number, line, match.end(), thought)
+        self._scan(number, line[match.end():])
+
+    def _continue_task(self, number: int, line: str) -> None:
+        task = self._open
+        assert task is not None
+        if task.scanner.quote is None and _starts_plan_line(line):
+            self._open = None
+            self._lines.appendleft((number, line))  # not consumed: read it after reporting the task
+            self._not_closed(task, f"before line {number}")
+            return
+        self._scan(number, line)
+
+    def _scan(self, number: int, segment: str) -> None:
+        """Scan one line of the open task's arguments; complete the task if its call closed there."""
+        task = self._open
+        assert task is not None
+        task.line_count += 1
+        try:
+            end = task.scanner.feed(segment + "\n")
+            if end is not None and segment[end:].strip():
+                raise _ArgumentError(f"unexpected text after the call: {_shown(segment[end:])}")
+        except _ArgumentError as error:
+            self._open = None
+            if not self._lenient_fallback(task):
+                raise PlanSyntaxError(f"line {number}: task {task.digits}: {error}", line=number,
+                                      task=_small_int(task.digits), text=segment) from None
+            return
+        if end is not None:
+            self._open = None
+            self._complete(task, None)
+
+    def _not_closed(self, task: _OpenTask, where: str) -> None:
+        """Report ``task``'s unclosed call (or, in lenient mode, read its one line as text)."""
+        if self._lenient_fallback(task):
+            return
+        scanner = task.scanner
+        missing = "a string is still open" if scanner.quote else f"expected {_CLOSER[scanner.brackets[-1]]!r}"
+        raise PlanSyntaxError(f"line {task.line}: task {task.digits}: the call is not closed ({missing}) "
+                              f"{where}", line=task.line, task=_small_int(task.digits), text=task.first_line)
+
+    def _lenient_fallback(self, task: _OpenTask) -> bool:
+        """In lenient mode, complete a one-line task ending in ')' with its raw argument text."""
+        body = task.first_line[task.offset:].rstrip()
+        if not self._lenient or task.line_count != 1 or not body.endswith(")"):
+            return False
+        self._complete(task, body[:-1].strip())
+        return True
+
+    def _complete(self, task: _OpenTask, raw_argument: Optional[str]) -> None:
+        """Check and record the task. ``raw_argument`` (lenient mode) replaces reading the arguments."""
+        idx = self._index(task)
+        self._check_new_index(idx, task.line)
+        if raw_argument is not None:
+            args, kwargs = (raw_argument,), {}
+        else:
+            try:
+                args, kwargs = _read_arguments("".join(task.scanner.source), task.line, task.digits)
+            except PlanSyntaxError:
+                if not self._lenient:
+                    raise
+                args, kwargs = ("".join(task.scanner.raw).strip(),), {}
+        dependencies = self._dependencies(idx, task.line, args, kwargs)
+        parsed = Task(idx, task.tool, args, kwargs, dependencies, task.thought)
+        self._defined[idx] = task.line
+        self._tasks.append(parsed)
+        self._outbox.append(parsed)
+
+    @staticmethod
+    def _index(task: _OpenTask) -> int:
+        idx = _small_int(task.digits)
+        if idx is None:
+            raise PlanSyntaxError(f"line {task.line}: the task index {task.digits[:20]}... is too large",
+                                  line=task.line, text=task.first_line)
+        if idx < 1:
+            raise PlanSyntaxError(f"line {task.line}: task indices start at 1, got {idx}",
+                                  line=task.line, task=idx, text=task.first_line)
+        return idx
+
+    def _check_new_index(self, idx: int, line: int) -> None:
+        if idx in self._known:
+            raise DuplicateTaskError(f"line {line}: task {idx} is already defined by an earlier plan",
+                                     line=line, task=idx)
+        if idx in self._defined:
+            raise DuplicateTaskError(f"line {line}: task {idx} is defined twice (first on line "
+                                     f"{self._defined[idx]})", line=line, task=idx)
+
+    def _is_earlier(self, idx: int) -> bool:
+        return idx in self._defined or idx in self._known
+
+    def _dependencies(self, idx: int, line: int, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> frozenset:
+        """Whole-argument references (each must name an earlier task) plus in-text ones to earlier tasks."""
+        try:
+            whole, inline = references(args, kwargs)
+        except ValueError:  # int() refuses a reference with thousands of digits
+            raise PlanSyntaxError(f"line {line}: task {idx}: a reference's task number is too large",
+                                  line=line, task=idx) from None
+        unknown = sorted(ref for ref in whole if not self._is_earlier(ref))
+        if unknown:
+            ref = unknown[0]
+            why = " (a task cannot refer to itself)" if ref == idx else ""
+            raise UnknownReferenceError(f"line {line}: task {idx} refers to ${ref}, which is not an earlier "
+                                        f"task{why}", line=line, task=idx, reference=ref)
+        return frozenset(whole) | {ref for ref in inline if self._is_earlier(ref)}
+
+
+def _marker_prefix_length(text: str) -> int:
+    """The length of the longest end of ``text`` that is a proper start of END_OF_PLAN (0 if none)."""
+    if "<" not in text[-(len(END_OF_PLAN) - 1):]:
+        return 0
+    for length in range(min(len(END_OF_PLAN) - 1, len(text)), 0, -1):
+        if text.endswith(END_OF_PLAN[:length]):
+            return length
+    return 0
+
+
+def parse_plan(text: str, *, lenient: bool = False, known: Iterable[int] = ()) -> List[Task]:
+    """The tasks of the plan ``text``, in order. Same as feeding it all to a ``PlanParser`` and closing.
+
+    Raises ``PlanSyntaxError``, ``DuplicateTaskError`` or ``UnknownReferenceError`` for the first bad line.
+    """
+    parser = PlanParser(lenient=lenient, known=known)
+    return parser.feed(text) + parser.close()
+
+
+# -- plans given as task lists -----------------------------------------------------------------------
+
+
+def validate_tasks(tasks: Iterable[Union[Task, Mapping[str, Any]]], *, known: Iterable[int] = ()) -> List[Task]:
+    """Check a plan given as a list of ``Task`` objects or task dicts (see ``Task.from_dict``).
+
+    Returns the tasks in the given order. A task may depend on one listed after it; only loops are
+    wrong. Raises ``PlanError`` for an item that is neither, ``DuplicateTaskError`` for a repeated index
+    (also one in ``known``, the tasks of earlier plans), ``UnknownReferenceError`` for a dependency on
+    the task itself or on a task neither listed nor known, and ``CycleError`` for a dependency loop.
+    """
+    known_indices = frozenset(known)
+    listed: Dict[int, Task] = {}
+    result = [_as_task(item, position) for position, item in enumerate(tasks, 1)]
+    for task in result:
+        if task.idx in known_indices:
+            raise DuplicateTaskError(f"task {task.idx} is already defined by an earlier plan", task=task.idx)
+        if task.idx in listed:
+            raise DuplicateTaskError(f"task {task.idx} appears twice in the task list", task=task.idx)
+        listed[task.idx] = task
+    for task in result:
+        for dep in sorted(task.dependencies):
+            if dep == task.idx:
+                raise UnknownReferenceError(f"task {dep} depends on itself", task=dep, reference=dep)
+            if dep not in listed and dep not in known_indices:
+                raise UnknownReferenceError(f"task {task.idx} depends on task {dep}, which is neither in "
+                                            f"the list nor an earlier task", task=task.idx, reference=dep)
+    cycle = _find_cycle(result, listed)
+    if cycle:
+        raise CycleError(f"tasks {' -> '.join(map(str, cycle))} form a cycle", cycle=cycle)
+    return result
+
+
+def _as_task(item: Any, position: int) -> Task:
+    if isinstance(item, Task):
+        return item
+    if isinstance(item, Mapping):
+        return Task.from_dict(item)
+    raise PlanError(f"item {position} of the task list must be a Task or a dict, got {type(item).__name__}")
+
+
+def _find_cycle(tasks: List[Task], listed: Dict[int, Task]) -> Optional[List[int]]:
+    """A dependency loop among ``tasks`` as indices (first == last), or None. Iterative depth-first search."""
+    finished: set = set()
+    for root in tasks:
+        if root.idx in finished:
+            continue
+        path = [root.idx]  # the tasks being visited; each depends on the next
+        on_path = {root.idx}
+        pending = [iter(sorted(dep for dep in root.dependencies if dep in listed))]
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                pending.pop()
+                on_path.discard(path[-1])
+                finished.add(path.pop())
+            elif dep in on_path:
+                return path[path.index(dep):] + [dep]
+            elif dep not in finished:
+                path.append(dep)
+                on_path.add(dep)
+                pending.append(iter(sorted(d for d in listed[dep].dependencies if d in listed)))
+    return None

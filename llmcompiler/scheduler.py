@@ -1,0 +1,812 @@
+"""The task fetching unit: an event-driven ready queue over thread and process pools.
+
+Design
+------
+A run's tasks form a growing dependency graph (``graph.TaskGraph``). A task becomes *ready* when its last
+dependency finishes, and it is handed to a worker at once: nothing sleeps and re-checks. Thread tools are
+run by *drainer* loops on the engine's thread pool: a drainer takes the best ready task, runs it, records
+the outcome, and takes the next ready task itself (often the dependent it just released), so a chain of
+thread tasks costs no handoff between threads. Process tools are submitted to the process pool; their
+future's done callback records the outcome the same way. When more tasks are ready than workers are free,
+the one with the longest chain of dependents after it goes first (ties: lower index).
+
+State
+-----
+Everything below is one run's, guarded by ``Run._lock`` (``Run._changed`` is a condition on it). Tool
+code never runs under the lock; callbacks of the caller (``on_event``) never run under it either.
+
+    _graph            dependency counts, dependents, heights          (lock)
+    _tasks            idx -> Task                                     (lock)
+    _thread_ready     heap of (-height, idx): ready thread tasks      (lock)
+    _process_ready    heap of (-height, idx): ready process tasks     (lock)
+    _throttled        tool name -> ready tasks held back by the tool's max_concurrency (lock)
+    _attempts         idx -> the Attempt running now                  (lock)
+    _failures         idx -> TaskFailure                              (lock)
+    _events           every Event, in order                           (lock to append; readers copy)
+    _outbox           process submissions decided under the lock, made right after releasing it
+    observations      the ObservationStore (its own lock); written only for tasks this run finishes
+
+The engine's pools, timer thread and store belong to the ``Engine``; a run only submits to them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import pickle
+import threading
+import time
+import traceback as traceback_module
+from concurrent.futures import CancelledError
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from functools import partial
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional,
+                    Sequence, Union)
+
+from .errors import (CycleError, DuplicateTaskError, PlanError, RunClosedError, RunTimeoutError,
+                     StoreError, TaskTimeoutError, UnknownReferenceError, WorkerDiedError)
+from .graph import TaskGraph
+from .executors import Pools, Timers
+from .plan import Task, parse_plan, resolve, validate_tasks
+from .store import LocalStore, ManagerStore, ObservationStore
+from .tools import Tool, ToolRegistry, as_registry
+
+__all__ = ["Engine", "Run", "RunResult", "TaskFailure", "Event", "RunInterrupted", "run_tasks"]
+
+TaskLike = Union[Task, Mapping[str, Any]]
+Tools = Union[ToolRegistry, Mapping[str, Any]]
+
+
+class Event(NamedTuple):
+    """Something that happened to a task. ``kind`` is one of ``queued``, ``started``, ``finished``,
+    ``failed``, ``skipped``, ``retrying``, ``cancelled``. ``time`` is ``time.perf_counter()``;
+    ``worker`` names the thread or process that ran the task (None when it ran nowhere)."""
+
+    kind: str
+    task: int
+    tool: str
+    time: float
+    worker: Optional[str] = None
+
+
+@dataclass
+class TaskFailure:
+    """Why a task has no observation.
+
+    ``kind`` is ``"failed"`` (the tool raised), ``"timeout"``, ``"worker-died"``, ``"skipped"`` (a
+    dependency failed: ``cause`` is that task), ``"cancelled"``, or ``"invalid"`` (the task could not
+    start: an unknown reference, a cycle, arguments that cannot be sent to a process). The exception
+    object is kept in ``exception`` (this process only); its type, message and traceback as text.
+    """
+
+    task: int
+    tool: str
+    kind: str
+    error_type: str = ""
+    message: str = ""
+    traceback: str = ""
+    args: tuple = ()
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+    cause: Optional[int] = None
+    attempts: int = 0
+    exception: Optional[BaseException] = field(default=None, repr=False, compare=False)
+
+    def __str__(self) -> str:
+        if self.kind == "skipped":
+            return f"task {self.task} ({self.tool}) skipped: it depends on task {self.cause}, which did not finish"
+        if self.kind == "cancelled":
+            return f"task {self.task} ({self.tool}) cancelled"
+        return f"task {self.task} ({self.tool}) {self.kind}: {self.error_type}: {self.message}"
+
+
+@dataclass
+class RunResult:
+    """What a run produced: ``observations`` (idx -> value) for finished tasks, ``failures`` (idx ->
+    TaskFailure) for the rest, every ``Event``, the ``tasks`` themselves, and whether it was cancelled."""
+
+    observations: Dict[int, Any]
+    failures: Dict[int, TaskFailure]
+    events: List[Event]
+    tasks: Dict[int, Task]
+    cancelled: bool = False
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every task finished."""
+        return not self.failures and not self.cancelled
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from the run's start to its end."""
+        return self.finished - self.started
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """``KeyboardInterrupt`` during ``Engine.run``: everything was shut down; ``result`` holds what had
+    been observed so far."""
+
+    def __init__(self, result: RunResult):
+        super().__init__("run interrupted")
+        self.result = result
+
+
+class _Attempt:
+    """One try of one task (owned by the run's lock)."""
+
+    __slots__ = ("number", "token", "args", "kwargs", "generation", "timer", "expired", "stale")
+
+    def __init__(self, number: int, token: int, args: tuple, kwargs: dict) -> None:
+        self.number, self.token, self.args, self.kwargs = number, token, args, kwargs
+        self.generation: Any = None
+        self.timer: Optional[int] = None
+        self.expired = False   # its timeout passed (a process worker is being killed)
+        self.stale = False     # its outcome no longer matters (timed out, cancelled)
+
+
+_tokens = itertools.count(1)  # process-wide unique attempt tokens (shared-memory slot values)
+
+
+class Run:
+    """One run of tasks on an engine. Made by ``Engine.start()``; safe to use from any thread.
+
+    ``add(task)`` while it runs, ``close()`` when no more tasks will come, then ``wait()`` for the
+    ``RunResult``. Iterating over a run yields its events as they happen, until it is over.
+    """
+
+    def __init__(
+        self, engine: "Engine", store: ObservationStore, *,
+        on_event: Optional[Callable[[Event], None]] = None, known: Optional[Mapping[int, Any]] = None,
+    ) -> None:
+        self._tools = engine.tools
+        self._pools = engine._pools
+        self._timers = engine._timers
+        self._thread_limit = engine._pools.thread_workers
+        self._process_limit = engine._pools.process_workers
+        self.observations = store
+        self._on_event = on_event
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._deliver_lock = threading.RLock()
+        self._delivered = 0
+        known = dict(known or {})
+        for idx, value in known.items():
+            store.set(idx, value)
+        self._graph = TaskGraph(known)
+        self._tasks: Dict[int, Task] = {}
+        self._thread_ready: List[tuple] = []
+        self._process_ready: List[tuple] = []
+        self._throttled: Dict[str, List[tuple]] = {}
+        self._tool_running: Dict[str, int] = {}
+        self._attempts: Dict[int, _Attempt] = {}
+        self._tries: Dict[int, int] = {}
+        self._failures: Dict[int, TaskFailure] = {}
+        self._events: List[Event] = []
+        self._outbox: List[tuple] = []
+        self._drainers = 0        # drainer loops alive on the thread pool
+        self._starting = 0        # of those, submitted but not yet taking tasks
+        self._in_flight = 0       # process tasks submitted and not yet settled
+        self._closed = False
+        self._cancelled = False
+        self._over = False
+        self.started = time.perf_counter()
+        self.finished = 0.0
+
+    # -- the caller's side -------------------------------------------------------------------------
+
+    def add(self, task: TaskLike) -> None:
+        """Add a task; it starts as soon as its dependencies have finished.
+
+        Raises ``RunClosedError`` after ``close()``/``cancel()``, ``DuplicateTaskError``, ``PlanError``
+        for a task depending on itself, ``ToolCallError`` when its arguments do not fit its tool.
+        A dependency not added yet is waited for; at ``close()`` it fails as an unknown reference.
+        """
+        self.add_many([task])
+
+    def add_many(self, tasks: Iterable[TaskLike]) -> None:
+        """Add several tasks at once (cheaper than one by one: priorities are computed once)."""
+        batch = [task if isinstance(task, Task) else Task.from_dict(task) for task in tasks]
+        for task in batch:
+            self._tools.check(task)
+        with self._lock:
+            if self._closed:
+                raise RunClosedError("tasks cannot be added to a run that was closed or cancelled")
+            self._check_new(batch)
+            for task in batch:
+                self._admit(task, heights=len(batch) == 1)
+            if len(batch) > 1:
+                self._graph.update_heights(t.idx for t in batch)
+                self._reprioritise()
+            self._dispatch()
+        self._flush()
+
+    def close(self) -> None:
+        """No more tasks will be added. Tasks still waiting on tasks never added, or on each other in a
+        cycle, fail now (``invalid``), with their dependents skipped. Idempotent."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._fail_unreachable()
+                self._check_over()
+        self._deliver()
+
+    def cancel(self) -> None:
+        """Stop the run: nothing new starts, waiting tasks are cancelled, running process tools are
+        terminated, running thread tools are abandoned (their results are ignored). Idempotent."""
+        with self._lock:
+            kill = any(attempt.generation is not None for attempt in self._attempts.values())
+            self._cancel_all(None)
+        if kill:
+            self._pools.kill_processes()
+        self._deliver()
+
+    def wait(self, timeout: Optional[float] = None) -> RunResult:
+        """Block until the run is over (closed and every task finished, failed or skipped; or cancelled)
+        and return its result. Raises ``RunTimeoutError`` (the run goes on) when ``timeout`` passes."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._over, timeout):
+                raise RunTimeoutError(
+                    f"the run did not finish within {timeout} s ({self._graph.unfinished} tasks unfinished)")
+        self._deliver()
+        return self.result()
+
+    def done(self) -> bool:
+        """Whether the run is over."""
+        return self._over
+
+    def result(self) -> RunResult:
+        """The result so far (complete once the run is over)."""
+        with self._lock:
+            indices = set(self._tasks)
+            failures = dict(sorted(self._failures.items()))
+            events = list(self._events)
+            finished = set(self._graph.finished) & indices
+        observations = {idx: self.observations.get(idx) for idx in sorted(finished)}
+        return RunResult(observations, failures, events, dict(self._tasks), self._cancelled,
+                         self.started, self.finished or time.perf_counter())
+
+    def __iter__(self) -> Iterator[Event]:
+        """Yield every event of the run, as it happens, until the run is over."""
+        position = 0
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: position < len(self._events) or self._over)
+                batch = self._events[position:]
+                over = self._over
+            position += len(batch)
+            yield from batch
+            if over and position >= len(self._events):
+                return
+
+    # -- admitting tasks (under the lock) ----------------------------------------------------------
+
+    def _check_new(self, batch: Sequence[Task]) -> None:
+        seen = set()
+        for task in batch:
+            if task.idx in self._tasks or task.idx in self._graph.finished or task.idx in seen:
+                raise DuplicateTaskError(f"task {task.idx} was already added to this run", task=task.idx)
+            if task.idx in task.dependencies:
+                raise UnknownReferenceError(f"task {task.idx} depends on itself", task=task.idx,
+                                            reference=task.idx)
+            seen.add(task.idx)
+
+    def _admit(self, task: Task, heights: bool) -> None:
+        self._tasks[task.idx] = task
+        now = time.perf_counter()
+        self._emit("queued", task.idx, now)
+        ready, dead = self._graph.add(task.idx, task.dependencies, heights=heights)
+        if dead is not None:
+            self._record_failure(TaskFailure(task.idx, task.tool, "skipped", cause=dead), now)
+        elif ready:
+            self._push_ready(task.idx)
+
+    def _push_ready(self, idx: int) -> None:
+        entry = (-self._graph.height[idx], idx)
+        if self._tools[self._tasks[idx].tool].executor == "process":
+            heapq.heappush(self._process_ready, entry)
+        else:
+            heapq.heappush(self._thread_ready, entry)
+
+    def _reprioritise(self) -> None:
+        """Re-key the ready heaps after heights changed (a batch was added)."""
+        for heap in (self._thread_ready, self._process_ready):
+            heap[:] = [(-self._graph.height[idx], idx) for _, idx in heap]
+            heapq.heapify(heap)
+
+    def _fail_unreachable(self) -> None:
+        """At close: tasks waiting on never-added tasks, or in a cycle, can never run."""
+        now = time.perf_counter()
+        for missing in self._graph.missing():
+            for idx in sorted(self._graph.dependents.get(missing, ())):
+                if idx in self._graph.waiting:
+                    err = UnknownReferenceError(
+                        f"task {idx} depends on task {missing}, which was never added", task=idx,
+                        reference=missing)
+                    self._fail_invalid(idx, err, now)
+        cycle = self._graph.find_cycle()
+        while cycle:
+            err = CycleError(f"tasks {' -> '.join(map(str, cycle))} form a cycle", cycle=cycle)
+            for idx in cycle[:-1]:
+                if idx in self._graph.waiting:
+                    self._fail_invalid(idx, err, now)
+            cycle = self._graph.find_cycle()
+
+    def _fail_invalid(self, idx: int, err: BaseException, now: float) -> None:
+        self._record_failure(TaskFailure(idx, self._tasks[idx].tool, "invalid", type(err).__name__, str(err),
+                                         exception=err), now)
+        self._skip_dependents(idx, now)
+
+    # -- handing out ready tasks (under the lock) --------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Start drainers for ready thread tasks and queue ready process tasks for submission."""
+        spare = min(len(self._thread_ready) - self._starting, self._thread_limit - self._drainers)
+        for _ in range(max(0, spare)):
+            self._drainers += 1
+            self._starting += 1
+            self._outbox.append(("drain",))
+        while self._process_ready and self._in_flight < self._process_limit:
+            idx = self._pop_runnable(self._process_ready)
+            if idx is None:
+                break
+            attempt = self._start(idx, worker=None)
+            if attempt is not None:
+                self._in_flight += 1
+                self._outbox.append(("process", idx, attempt))
+
+    def _pop_runnable(self, heap: List[tuple]) -> Optional[int]:
+        """Pop the best ready task whose tool is under its max_concurrency; hold back the others."""
+        while heap:
+            entry = heapq.heappop(heap)
+            tool = self._tools[self._tasks[entry[1]].tool]
+            limit = tool.max_concurrency
+            if limit is not None and self._tool_running.get(tool.name, 0) >= limit:
+                heapq.heappush(self._throttled.setdefault(tool.name, []), entry)
+                continue
+            if limit is not None:
+                self._tool_running[tool.name] = self._tool_running.get(tool.name, 0) + 1
+            return entry[1]
+        return None
+
+    def _start(self, idx: int, worker: Optional[str]) -> Optional[_Attempt]:
+        """Resolve the task's references and record its start. None if resolving failed."""
+        task = self._tasks[idx]
+        get = self.observations.get
+        try:
+            args, kwargs = resolve(task, get)
+        except (KeyError, StoreError) as err:
+            self._fail_invalid(idx, err, time.perf_counter())
+            self._release_slot(task.tool)
+            return None
+        number = self._tries.get(idx, 0) + 1
+        self._tries[idx] = number
+        attempt = self._attempts[idx] = _Attempt(number, next(_tokens), args, kwargs)
+        self._emit("started", idx, time.perf_counter(), worker)
+        return attempt
+
+    def _release_slot(self, tool_name: str) -> None:
+        """A task of ``tool_name`` stopped running: let a held-back task of that tool go."""
+        count = self._tool_running.get(tool_name)
+        if count is None:
+            return
+        self._tool_running[tool_name] = count - 1
+        held = self._throttled.get(tool_name)
+        if held:
+            self._push_ready(heapq.heappop(held)[1])
+
+    # -- thread tools: drainer loops on the thread pool --------------------------------------------
+
+    def _drain(self) -> None:
+        """Run ready thread tasks one after another until none is left, then retire."""
+        with self._lock:
+            self._starting -= 1
+            idx, attempt = self._take_thread_task()
+        while attempt is not None:
+            tool = self._tools[self._tasks[idx].tool]
+            try:
+                outcome: Any = tool.func(*attempt.args, **attempt.kwargs)
+                error: Optional[BaseException] = None
+            except BaseException as exc:  # the tool's failure becomes the task's record
+                outcome, error = None, exc
+            with self._lock:
+                self._settle(idx, attempt, outcome, error, None)
+                idx, attempt = self._take_thread_task()
+                self._dispatch()
+            self._flush()
+
+    def _take_thread_task(self) -> tuple:
+        """Pop and start the best ready thread task, or retire this drainer. Under the lock."""
+        while not self._cancelled:
+            idx = self._pop_runnable(self._thread_ready)
+            if idx is None:
+                break
+            attempt = self._start(idx, threading.current_thread().name)
+            if attempt is not None:
+                timeout = self._tools[self._tasks[idx].tool].timeout
+                if timeout is not None:
+                    attempt.timer = self._timers.schedule(
+                        time.monotonic() + timeout, partial(self._expire, idx, attempt, timeout))
+                return idx, attempt
+        self._drainers -= 1
+        self._check_over()
+        return None, None
+
+    # -- process tools ------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Make the submissions decided under the lock (never under it: callbacks may run at once)."""
+        while True:
+            with self._lock:
+                if not self._outbox:
+                    break
+                outbox, self._outbox = self._outbox, []
+            for item in outbox:
+                if item[0] == "drain":
+                    self._submit_drainer()
+                else:
+                    self._submit_process(item[1], item[2])
+        self._deliver()
+
+    def _submit_drainer(self) -> None:
+        try:
+            self._pools.threads.submit(self._drain)
+        except RuntimeError as err:  # the engine was closed under the run
+            with self._lock:
+                self._drainers -= 1
+                self._starting -= 1
+                self._cancel_all(err)
+
+    def _submit_process(self, idx: int, attempt: _Attempt) -> None:
+        tool = self._tools[self._tasks[idx].tool]
+        for _ in range(2):  # once more on a fresh pool if this one broke just now
+            try:
+                generation, future = self._pools.submit_process(
+                    attempt.token, tool.process_target(), attempt.args, attempt.kwargs)
+                break
+            except BrokenProcessPool:
+                self._pools.retire(self._pools.process_generation())
+            except RuntimeError as err:
+                with self._lock:
+                    self._cancel_all(err)
+                return
+        else:
+            generation, future = None, None
+        with self._lock:
+            attempt.generation = generation
+            if tool.timeout is not None and not attempt.stale:
+                attempt.timer = self._timers.schedule(
+                    time.monotonic() + tool.timeout, partial(self._expire, idx, attempt, tool.timeout))
+        if future is None:
+            self._process_done(idx, attempt, None, None)
+        else:
+            future.add_done_callback(partial(self._process_done, idx, attempt, generation))
+
+    def _process_done(self, idx: int, attempt: _Attempt, generation: Any, future: Any) -> None:
+        """Done callback of a process task's future (on the pool's thread): record, release, refill."""
+        worker = outcome = error = None
+        if future is None:
+            error = BrokenProcessPool("the process pool could not be started")
+        elif future.cancelled():
+            error = CancelledError()
+        else:
+            error = future.exception()
+            if error is None:
+                pid, outcome = future.result()
+                worker = f"process-{pid}"
+        with self._lock:
+            self._in_flight -= 1
+            if isinstance(error, BrokenProcessPool) and not attempt.stale:
+                error = self._breakage(idx, attempt, generation, error)
+            elif error is not None and _is_pickling_error(error):
+                error = _explain_pickling(self._tasks[idx], attempt, error)
+            if error is not _REQUEUED:
+                self._settle(idx, attempt, outcome, error, worker)
+            self._dispatch()
+        self._flush()
+
+    def _breakage(self, idx: int, attempt: _Attempt, generation: Any, error: BaseException) -> Any:
+        """A process pool broke under this task. Returns the task's error, or _REQUEUED when the task
+        was only caught in another worker's death and is simply resubmitted."""
+        self._pools.retire(generation)
+        if attempt.expired:
+            return attempt.expired
+        if generation is not None and attempt.token not in generation.dead_tokens():
+            self._attempts.pop(idx, None)
+            self._tries[idx] -= 1  # not this task's fault: the retry is free
+            self._release_slot(self._tasks[idx].tool)
+            self._push_ready(idx)
+            return _REQUEUED
+        died = WorkerDiedError(
+            f"task {idx}: the worker process running tool '{self._tasks[idx].tool}' died")
+        died.__cause__ = error
+        return died
+
+    def _expire(self, idx: int, attempt: _Attempt, timeout: float) -> None:
+        """Timer callback: the attempt ran past its tool's timeout."""
+        error = TaskTimeoutError(f"task {idx}: tool '{self._tasks[idx].tool}' timed out after {timeout} s")
+        with self._lock:
+            if self._attempts.get(idx) is not attempt or attempt.stale:
+                return
+            if attempt.generation is None:  # a thread: it cannot be stopped, only abandoned
+                self._settle(idx, attempt, None, error, None)
+                attempt.stale = True
+                self._dispatch()
+                kill = None
+            else:
+                attempt.expired = error
+                kill = attempt.generation
+        if kill is not None:  # if it finished just now, its result arrives through the callback
+            self._pools.kill_worker(kill, attempt.token)
+        self._flush()
+
+    # -- outcomes (under the lock) -----------------------------------------------------------------
+
+    def _settle(self, idx: int, attempt: _Attempt, outcome: Any, error: Optional[BaseException],
+                worker: Optional[str]) -> None:
+        """Record an attempt's outcome: observe and release dependents, retry, or fail and skip."""
+        if self._attempts.get(idx) is not attempt or attempt.stale:
+            return  # timed out, cancelled or superseded: this outcome no longer counts
+        del self._attempts[idx]
+        if attempt.timer is not None:
+            self._timers.cancel(attempt.timer)
+        task = self._tasks[idx]
+        self._release_slot(task.tool)
+        now = time.perf_counter()
+        if error is None:
+            try:
+                self.observations.set(idx, outcome)
+            except StoreError as err:
+                error = err
+            else:
+                self._emit("finished", idx, now, worker)
+                for released in self._graph.done(idx):
+                    self._push_ready(released)
+                self._check_over()
+                return
+        tool = self._tools[task.tool]
+        if attempt.number <= tool.retries and isinstance(error, tool.retry_on) and not self._cancelled:
+            self._emit("retrying", idx, now, worker)
+            delay = tool.backoff * 2 ** (attempt.number - 1)
+            self._timers.schedule(time.monotonic() + delay, partial(self._retry, idx))
+            return
+        kind = {TaskTimeoutError: "timeout", WorkerDiedError: "worker-died"}.get(type(error), "failed")
+        self._record_failure(TaskFailure(
+            idx, task.tool, kind, type(error).__name__, str(error), _format_traceback(error),
+            attempt.args, attempt.kwargs, attempts=attempt.number, exception=error), now, worker)
+        self._skip_dependents(idx, now)
+
+    def _retry(self, idx: int) -> None:
+        """Timer callback: the backoff before a retry is over; the task is ready again."""
+        with self._lock:
+            if self._cancelled or idx in self._failures:
+                return
+            self._push_ready(idx)
+            self._dispatch()
+        self._flush()
+
+    def _record_failure(self, failure: TaskFailure, now: float, worker: Optional[str] = None) -> None:
+        self._failures[failure.task] = failure
+        kind = failure.kind if failure.kind in ("skipped", "cancelled") else "failed"
+        self._emit(kind, failure.task, now, worker)
+
+    def _skip_dependents(self, idx: int, now: float) -> None:
+        for skipped in self._graph.fail(idx):
+            self._record_failure(TaskFailure(skipped, self._tasks[skipped].tool, "skipped", cause=idx), now)
+        self._check_over()
+
+    def _cancel_all(self, err: Optional[BaseException]) -> None:
+        """Cancel every unfinished task and end the run (under the lock). ``err`` is why, if not the
+        caller's ``cancel()`` (for example, the engine was closed under the run)."""
+        if self._over:
+            return
+        for attempt in self._attempts.values():
+            attempt.stale = True
+        self._attempts.clear()
+        self._thread_ready.clear()
+        self._process_ready.clear()
+        self._throttled.clear()
+        now = time.perf_counter()
+        for idx in self._graph.cancel_all():
+            failure = TaskFailure(idx, self._tasks[idx].tool, "cancelled")
+            if err is not None:
+                failure.error_type, failure.message, failure.exception = type(err).__name__, str(err), err
+            self._record_failure(failure, now)
+        self._cancelled = self._closed = True
+        self._check_over()
+
+    def _emit(self, kind: str, idx: int, now: float, worker: Optional[str] = None) -> None:
+        self._events.append(Event(kind, idx, self._tasks[idx].tool, now, worker))
+
+    def _check_over(self) -> None:
+        if self._over or not self._closed or self._graph.unfinished:
+            return
+        self._over = True
+        self.finished = time.perf_counter()
+        self._changed.notify_all()
+
+    def _deliver(self) -> None:
+        """Hand new events to ``on_event``, in order, one caller at a time, outside the state lock."""
+        if self._on_event is None and not self._over:
+            return
+        with self._deliver_lock:
+            if self._on_event is not None:
+                while self._delivered < len(self._events):
+                    event = self._events[self._delivered]
+                    self._delivered += 1
+                    self._on_event(event)
+            with self._changed:
+                self._changed.notify_all()
+
+
+_REQUEUED = object()  # marker: a process task caught in another worker's death was resubmitted
+
+
+def _format_traceback(error: BaseException) -> str:
+    return "".join(traceback_module.format_exception(type(error), error, error.__traceback__))
+
+
+def _is_pickling_error(error: BaseException) -> bool:
+    return isinstance(error, pickle.PicklingError) or (
+        isinstance(error, (TypeError, AttributeError)) and "pickle" in str(error))
+
+
+def _explain_pickling(task: Task, attempt: _Attempt, error: BaseException) -> BaseException:
+    """Name the argument (or the result) that could not cross to or from the worker process."""
+    values = [(f"argument {n + 1}", v) for n, v in enumerate(attempt.args)]
+    values += [(f"argument '{k}'", v) for k, v in attempt.kwargs.items()]
+    for name, value in values:
+        try:
+            pickle.dumps(value)
+        except Exception:
+            where = f"{name} of type {type(value).__name__}"
+            break
+    else:
+        where = "its result"
+    explained = TypeError(f"task {task.idx}: {where} cannot be pickled to or from the worker process "
+                          f"of tool '{task.tool}' ({error})")
+    explained.__cause__ = error
+    return explained
+
+
+class Engine:
+    """Owns the pools, the timer thread and the shared store across runs; a context manager.
+
+    ``Engine(tools, max_workers=None, process_workers=None, store="auto", start_method=None)``:
+    ``tools`` is a ``ToolRegistry`` or a dict of name -> callable; ``max_workers`` sizes the thread pool
+    (default 32: thread tools mostly wait on I/O); ``process_workers`` the process pool (default: the CPU
+    count). ``store`` is ``"auto"`` or ``"local"`` (a ``LocalStore`` per run), ``"manager"`` (one
+    ``ManagerStore`` for the engine, started on first use, cleared at each run), or an
+    ``ObservationStore`` instance. ``start_method`` is ``"forkserver"`` (default where available),
+    ``"spawn"``, or ``"fork"`` (only when asked: unsafe with threads). Pools start on first use; a
+    thread-only run starts no process. ``close()`` is idempotent.
+    """
+
+    def __init__(
+        self, tools: Tools, *, max_workers: Optional[int] = None, process_workers: Optional[int] = None,
+        store: Union[str, ObservationStore] = "auto", start_method: Optional[str] = None,
+    ) -> None:
+        if not isinstance(store, ObservationStore) and store not in ("auto", "local", "manager"):
+            raise ValueError(f"store must be 'auto', 'local', 'manager' or an ObservationStore, got {store!r}")
+        for name, value in (("max_workers", max_workers), ("process_workers", process_workers)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        self.tools = as_registry(tools)
+        self._pools = Pools(max_workers, process_workers, start_method)
+        self._timers = Timers()
+        self._store_choice = store
+        self._manager_store: Optional[ManagerStore] = None
+        self._lock = threading.Lock()
+        self._runs: List[Run] = []
+        self._closed = False
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def start(
+        self, tasks: Iterable[TaskLike] = (), *, on_event: Optional[Callable[[Event], None]] = None,
+        known: Optional[Mapping[int, Any]] = None,
+    ) -> Run:
+        """Start a run that tasks can be added to while it runs; ``close()`` it when all are added.
+
+        ``known`` maps indices of tasks finished earlier (a previous plan) to their observations, so new
+        tasks may refer to them. Raises ``RunClosedError`` when the engine is closed.
+        """
+        with self._lock:
+            if self._closed:
+                raise RunClosedError("the engine is closed; create a new Engine to run more tasks")
+            run = Run(self, self._store_for_run(), on_event=on_event, known=known)
+            self._runs = [r for r in self._runs if not r.done()] + [run]
+        tasks = list(tasks)
+        if tasks:
+            run.add_many(tasks)
+        return run
+
+    def run(
+        self, tasks: Union[str, Iterable[TaskLike]], *, timeout: Optional[float] = None,
+        on_event: Optional[Callable[[Event], None]] = None, known: Optional[Mapping[int, Any]] = None,
+    ) -> RunResult:
+        """Run a whole plan (plan text, ``Task``s or task dicts) and return its ``RunResult``.
+
+        The plan is validated first (``PlanError``, ``ToolCallError``: nothing runs). With ``timeout``,
+        a run still going after that many seconds is cancelled and ``RunTimeoutError`` raised, its
+        ``result`` attribute holding what was observed. ``KeyboardInterrupt`` cancels the run and is
+        re-raised as ``RunInterrupted`` carrying the partial result.
+        """
+        batch = _as_tasks(tasks, known or {})
+        for task in batch:
+            self.tools.check(task)
+        run = self.start(on_event=on_event, known=known)
+        try:
+            run.add_many(batch)
+            run.close()
+            return run.wait(timeout)
+        except RunTimeoutError as err:
+            run.cancel()
+            err.result = run.wait()  # type: ignore[attr-defined]
+            raise
+        except KeyboardInterrupt:
+            run.cancel()
+            raise RunInterrupted(run.wait()) from None
+
+    def cancel(self) -> None:
+        """Cancel every run in progress on this engine."""
+        with self._lock:
+            runs = list(self._runs)
+        for run in runs:
+            run.cancel()
+
+    def close(self) -> None:
+        """Cancel what still runs, stop the pools, the timer thread and the manager. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            runs, self._runs = self._runs, []
+        abandoned = False
+        for run in runs:
+            abandoned |= any(a.generation is None for a in run._attempts.values())
+            run.cancel()
+        self._timers.close()
+        self._pools.close(wait_threads=not abandoned)
+        if self._manager_store is not None:
+            self._manager_store.close()
+
+    def _store_for_run(self) -> ObservationStore:
+        choice = self._store_choice
+        if isinstance(choice, ObservationStore):
+            return choice
+        if choice == "manager":
+            if self._manager_store is None:
+                import multiprocessing
+
+                self._manager_store = ManagerStore(multiprocessing.get_context(self._pools.start_method))
+            self._manager_store.clear()
+            return self._manager_store
+        return LocalStore()
+
+
+def _as_tasks(tasks: Union[str, Iterable[TaskLike]], known: Mapping[int, Any]) -> List[Task]:
+    if isinstance(tasks, str):
+        return parse_plan(tasks, known=known)
+    return validate_tasks(tasks, known=known)
+
+
+def run_tasks(
+    tasks: Union[str, Iterable[TaskLike]], tools: Tools, *, max_workers: Optional[int] = None,
+    process_workers: Optional[int] = None, timeout: Optional[float] = None,
+    on_event: Optional[Callable[[Event], None]] = None, store: Union[str, ObservationStore] = "auto",
+) -> RunResult:
+    """Run a plan once on a fresh engine and shut everything down: the one-shot form of ``Engine.run``.
+
+    ``tasks``: plan text, ``Task``s, or dicts of the common form (``{"idx", "tool_name", "args",
+    "dependencies"}``). ``tools``: a ``ToolRegistry`` or a dict of name -> callable. Returns a
+    ``RunResult`` (``observations``, ``failures``, ``events``). Raises ``PlanError``/``ToolCallError``
+    before anything runs when the plan is invalid.
+    """
+    with Engine(tools, max_workers=max_workers, process_workers=process_workers, store=store) as engine:
+        return engine.run(tasks, timeout=timeout, on_event=on_event)

@@ -1,0 +1,3 @@
+"""A tool module whose import fails, for test_tools.py."""
+
+raise RuntimeError("boom at import")
