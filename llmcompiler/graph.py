@@ -77,11 +77,17 @@ class TaskGraph:
         return True, None
 
     def _raise_heights(self, idx: int) -> None:
-        """Propagate ``idx``'s height to its unfinished ancestors (only as far as heights grow)."""
+        """Propagate ``idx``'s height to its unfinished ancestors (only as far as heights grow).
+
+        In a DAG no height exceeds the number of tasks; a cycle (tasks added in a loop, found and
+        failed at close) would raise heights for ever, so propagation stops at that bound."""
+        bound = len(self.dependencies)
         stack = [idx]
         while stack:
             node = stack.pop()
             above = self.height[node] + 1
+            if above > bound:
+                continue
             for dep in self.dependencies.get(node, ()):
                 if dep in self.finished or dep in self.dead:
                     continue

@@ -419,10 +419,12 @@ def _read_arguments(source: str, line: int, idx: str) -> Tuple[Tuple[Any, ...], 
     """
     def fail(message: str, at: int = 1) -> PlanSyntaxError:
         return PlanSyntaxError(f"line {line + at - 1}: task {idx}: {message}", line=line + at - 1,
-                               task=_int_or_none(_small_int(idx)), text=source)
+                               task=_small_int(idx), text=source)
 
     try:
-        with warnings.catch_warnings():  # e.g. SyntaxWarning for "\d": the plan's text, not our code
+        # ast warns about the plan's text (SyntaxWarning for "\d"); that is no warning about our code.
+        # catch_warnings swaps the process-wide filters for the moment of the parse.
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tree = ast.parse(f"_({source})", mode="eval")
     except SyntaxError as error:

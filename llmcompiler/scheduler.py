@@ -738,8 +738,6 @@ class Engine:
         re-raised as ``RunInterrupted`` carrying the partial result.
         """
         batch = _as_tasks(tasks, known or {})
-        for task in batch:
-            self.tools.check(task)
         run = self.start(on_event=on_event, known=known)
         try:
             run.add_many(batch)

@@ -160,14 +160,16 @@ class Tool:
         if isinstance(func_or_path, str):
             _split_path(func_or_path)
             self._path_given = func_or_path
-            default_name = func_or_path.rsplit(":", 1)[1].rsplit(".", 1)[-1]
+            if name is None:
+                name = func_or_path.rsplit(":", 1)[1].rsplit(".", 1)[-1]
         elif callable(func_or_path):
             self._func = func_or_path
-            default_name = _callable_name(func_or_path)
+            if name is None:
+                name = _callable_name(func_or_path)
         else:
             raise ToolDefinitionError(f"a tool must be a callable or a 'module:attr' path, got "
                                       f"{type(func_or_path).__name__} {func_or_path!r}", tool=name)
-        self.name = _valid_name(name if name is not None else default_name, func_or_path)
+        self.name = _valid_name(name, func_or_path)
         self._description = _valid_description(self.name, description)
         self.executor = _valid_executor(self.name, executor)
         self.timeout = _valid_timeout(self.name, timeout)
@@ -255,6 +257,7 @@ class Tool:
             raise ToolCallError(f"{prefix}tool {self.name!r} is unavailable: {exc.__cause__ or exc}",
                                 tool=self.name, task=task) from exc
         try:
+            _check_keywords(signature, kwargs)  # a misspelt keyword first: 'missing' would hide it
             return signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise ToolCallError(f"{prefix}{self.name}() {exc}", tool=self.name, task=task) from None
@@ -301,6 +304,24 @@ class Tool:
         return f"<Tool {self.name!r} ({self.executor}) {where}>"
 
 
+def _check_keywords(signature: inspect.Signature, kwargs: Dict[str, Any]) -> None:
+    """Raise TypeError for a keyword the signature does not take, suggesting a close one (our own
+    wording, the same on every Python version)."""
+    params = signature.parameters.values()
+    if any(param.kind is param.VAR_KEYWORD for param in params):
+        return
+    names = [param.name for param in params
+             if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)]
+    positional = [param.name for param in params if param.kind is param.POSITIONAL_ONLY]
+    for key in kwargs:
+        if key in positional:
+            raise TypeError(f"takes {key!r} by position only; pass it as a positional argument")
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"got an unexpected keyword argument {key!r}{hint}")
+
+
 def _rebuild_tool(source: Union[str, Callable[..., Any]], options: Dict[str, Any]) -> Tool:
     return Tool(source, **options)
 
@@ -317,7 +338,9 @@ def _check_picklable(name: str, func: Any) -> None:
     except Exception as exc:
         qualname = getattr(func, "__qualname__", "")
         if "<locals>" in qualname or "<lambda>" in qualname:
-            why = f"{_NO_PATH_HELP} ({qualname} is one)"
+            kind = ("a lambda" if qualname.endswith("<lambda>")
+                    else "a closure" if getattr(func, "__closure__", None) else "a nested function")
+            why = f"{_NO_PATH_HELP}, and {qualname} is {kind}"
         else:
             why = f"it has no import path and cannot be pickled ({type(exc).__name__}: {exc})"
         raise ToolDefinitionError(f"tool {name!r} cannot run in a process: {why}; {_PATH_ADVICE}",
