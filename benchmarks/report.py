@@ -99,7 +99,9 @@ def _row_line(row: Row) -> str:
     median = row.median
     if math.isfinite(median):
         middle = f"{_number(median)} {row.unit}"
-        spread = f"{_number(min(finished))}-{_number(max(finished))}" if len(finished) > 1 else ""
+        low, high = (min(finished), max(finished)) if finished else (0.0, 0.0)
+        dash = " to " if low < 0 else "-"
+        spread = f"{_number(low)}{dash}{_number(high)}" if len(finished) > 1 else ""
         if row.did_not_finish:
             spread += f" ({row.did_not_finish} DNF)"
     else:

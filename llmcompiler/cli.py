@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from . import trace
 from .compiler import CompilerResult, LLMCompiler, Round
@@ -74,7 +74,8 @@ def _seconds(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Parallel function calling for LLM agents (LLMCompiler), standard library only.")
+        prog=PROG,
+        description="Parallel function calling for LLM agents (LLMCompiler), standard library only.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="execute a plan file (no LLM) and show what ran in parallel",
@@ -93,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--api-key-env", metavar="VAR",
                      help="the environment variable holding the API key (default: OPENAI_API_KEY, "
                           "optional for local servers)")
-    ask.add_argument("--max-replans", type=_count, default=2, metavar="N", help="new plans allowed (default 2)")
+    ask.add_argument("--max-replans", type=_count, default=2, metavar="N",
+                     help="new plans allowed (default 2)")
     ask.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS",
                      help="longest wait for the server to send data (default 60)")
     ask.set_defaults(handler=_ask_command)
@@ -110,8 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _tool_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--tools", required=True, metavar="MODULE",
-                         help="module with the tools: its 'registry' or 'tools' ToolRegistry, or its @tool functions")
-    command.add_argument("--max-workers", type=_positive_int, metavar="N", help="thread pool size (default 32)")
+                         help="module with the tools: its 'registry' or 'tools' ToolRegistry, or its "
+                              "@tool functions")
+    command.add_argument("--max-workers", type=_positive_int, metavar="N",
+                         help="thread pool size (default 32)")
     command.add_argument("--lenient", action="store_true", help="accept sloppy plan lines and arguments")
     command.add_argument("--trace", metavar="FILE", help="also write a Chrome trace (JSON) of the run")
 

@@ -485,10 +485,10 @@ class LLMCompiler:
         """Answer ``question``; returns a ``CompilerResult``.
 
         Callbacks, for showing progress: ``on_event`` gets every scheduler ``Event`` (from worker
-        threads, one at a time), ``on_task`` each task just before it is added to a run, ``on_round`` each round
-        once decided. Raises ``RunClosedError`` after ``close()``, ValueError for an empty question,
-        ``LLMError`` when a model call fails (``JoinerOutputError`` when the joiner's answer cannot be
-        read and ``lenient`` is off); running tasks are cancelled first.
+        threads, one at a time), ``on_task`` each task just before it is added to a run, ``on_round``
+        each round once decided. Raises ``RunClosedError`` after ``close()``, ValueError for an empty
+        question, ``LLMError`` when a model call fails (``JoinerOutputError`` when the joiner's answer
+        cannot be read and ``lenient`` is off); running tasks are cancelled first.
         """
         if self._closed:
             raise RunClosedError("this LLMCompiler is closed")

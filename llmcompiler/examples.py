@@ -78,7 +78,8 @@ def weather(city: str) -> str:
     return _city(city, _WEATHER, "weather report")
 
 
-def simulate_growth(population: int, annual_rate: float, years: int, trials: int = 20000, seed: int = 0) -> int:
+def simulate_growth(population: int, annual_rate: float, years: int, trials: int = 20000,
+                    seed: int = 0) -> int:
     """Project a population ``years`` ahead by Monte Carlo simulation of its yearly growth around
     ``annual_rate``; returns the mean projected population. CPU-bound: runs in a worker process."""
     gauss = random.Random(seed).gauss

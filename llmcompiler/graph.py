@@ -36,7 +36,7 @@ class TaskGraph:
         self.active: Set[int] = set()              # ready or running, not yet done/failed
         self.finished: Set[int] = set(finished)    # done, including tasks known from earlier runs
         self.dead: Set[int] = set()                # failed or skipped
-        self.closed = False
+        self.forward = False                       # a task named a dependency not added yet
 
     def __contains__(self, idx: int) -> bool:
         return idx in self.dependencies or idx in self.finished or idx in self.dead
@@ -56,7 +56,7 @@ class TaskGraph:
         is marked dead; the caller reports it skipped. The caller checks for duplicates first.
         ``heights=False`` skips the height update (a batch then calls ``update_heights`` once).
         """
-        deps = tuple(sorted(set(dependencies)))
+        deps = tuple(dependencies)
         self.dependencies[idx] = deps
         self.height.setdefault(idx, 0)
         for dep in deps:
@@ -66,6 +66,8 @@ class TaskGraph:
         unfinished = 0
         for dep in deps:
             if dep not in self.finished:
+                if dep not in self.dependencies:
+                    self.forward = True
                 unfinished += 1
                 self.dependents.setdefault(dep, []).append(idx)
         if heights:
@@ -155,7 +157,12 @@ class TaskGraph:
         return sorted(dep for dep in self.dependents if dep not in self.dependencies)
 
     def find_cycle(self) -> List[int]:
-        """A dependency cycle among waiting tasks, as ``[a, b, ..., a]``, or ``[]`` if there is none."""
+        """A dependency cycle among waiting tasks, as ``[a, b, ..., a]``, or ``[]`` if there is none.
+
+        Only a task that named a dependency before it was added can close a cycle: without one
+        (``forward`` False) the answer is ``[]`` at once."""
+        if not self.forward:
+            return []
         colour: Dict[int, int] = {}  # 1 = on the current path, 2 = explored
         for start in sorted(self.waiting):
             if start in colour:

@@ -214,31 +214,36 @@ def resolve(task: Task, observation: Callable[[int], Any]) -> Tuple[Tuple[Any, .
     """The task's ``(args, kwargs)`` with every reference replaced, given ``observation(n)``.
 
     Only references to the task's dependencies are replaced (see the module docstring). Containers are
-    rebuilt; leaves without references are passed through as they are.
+    rebuilt; leaves without references are passed through as they are. This runs once per task on
+    the scheduler's hot path: plain values cost one type check.
     """
     deps = task.dependencies
     if not deps:
         return task.args, task.kwargs
+    args = tuple([_resolved(value, deps, observation) for value in task.args])
+    kwargs = {key: _resolved(value, deps, observation) for key, value in task.kwargs.items()}
+    return args, kwargs
 
-    def substitute(match: "re.Match[str]") -> str:
-        ref = int(match.group(1) or match.group(2))
-        return str(observation(ref)) if ref in deps else match.group(0)
 
-    def value_of(value: Any) -> Any:
-        if isinstance(value, str):
-            ref = whole_reference(value)
-            if ref is not None:
-                return observation(ref)
-            return _INLINE_REFERENCE.sub(substitute, value) if "$" in value else value
-        if isinstance(value, list):
-            return [value_of(item) for item in value]
-        if isinstance(value, tuple):
-            return tuple(value_of(item) for item in value)
-        if isinstance(value, dict):
-            return {key: value_of(item) for key, item in value.items()}
-        return value
+def _resolved(value: Any, deps: frozenset, observation: Callable[[int], Any]) -> Any:
+    kind = type(value)
+    if kind is str:
+        if "$" not in value:
+            return value
+        match = _WHOLE_REFERENCE.fullmatch(value)
+        if match:
+            return observation(int(match.group(1) or match.group(2)))
 
-    return tuple(value_of(a) for a in task.args), {k: value_of(v) for k, v in task.kwargs.items()}
+        def substitute(found: "re.Match[str]") -> str:
+            ref = int(found.group(1) or found.group(2))
+            return str(observation(ref)) if ref in deps else found.group(0)
+
+        return _INLINE_REFERENCE.sub(substitute, value)
+    if kind is list or kind is tuple:
+        return kind(_resolved(item, deps, observation) for item in value)
+    if kind is dict:
+        return {key: _resolved(item, deps, observation) for key, item in value.items()}
+    return value
 
 
 # -- the plan language: reading the arguments of one call --------------------------------------------

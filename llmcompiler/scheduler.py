@@ -176,6 +176,7 @@ class Run:
             store.set(idx, value)
         self._graph = TaskGraph(known)
         self._tasks: Dict[int, Task] = {}
+        self._tool_of: Dict[int, Tool] = {}   # idx -> its Tool, looked up once at admission
         self._thread_ready: List[tuple] = []
         self._process_ready: List[tuple] = []
         self._throttled: Dict[str, List[tuple]] = {}
@@ -294,6 +295,7 @@ class Run:
 
     def _admit(self, task: Task, heights: bool) -> None:
         self._tasks[task.idx] = task
+        self._tool_of[task.idx] = self._tools[task.tool]
         now = time.perf_counter()
         self._emit("queued", task.idx, now)
         ready, dead = self._graph.add(task.idx, task.dependencies, heights=heights)
@@ -304,7 +306,7 @@ class Run:
 
     def _push_ready(self, idx: int) -> None:
         entry = (-self._graph.height[idx], idx)
-        if self._tools[self._tasks[idx].tool].executor == "process":
+        if self._tool_of[idx].executor == "process":
             heapq.heappush(self._process_ready, entry)
         else:
             heapq.heappush(self._thread_ready, entry)
@@ -328,9 +330,15 @@ class Run:
         cycle = self._graph.find_cycle()
         while cycle:
             err = CycleError(f"tasks {' -> '.join(map(str, cycle))} form a cycle", cycle=cycle)
-            for idx in cycle[:-1]:
-                if idx in self._graph.waiting:
-                    self._fail_invalid(idx, err, now)
+            members = cycle[:-1]
+            for idx in members:  # every member fails for the cycle; none is merely "skipped"
+                self._record_failure(TaskFailure(idx, self._tasks[idx].tool, "invalid", "CycleError",
+                                                 str(err), exception=err), now)
+            for idx in members:
+                for skipped in self._graph.fail(idx):
+                    if skipped not in members:
+                        self._record_failure(
+                            TaskFailure(skipped, self._tasks[skipped].tool, "skipped", cause=idx), now)
             cycle = self._graph.find_cycle()
 
     def _fail_invalid(self, idx: int, err: BaseException, now: float) -> None:
@@ -360,7 +368,7 @@ class Run:
         """Pop the best ready task whose tool is under its max_concurrency; hold back the others."""
         while heap:
             entry = heapq.heappop(heap)
-            tool = self._tools[self._tasks[entry[1]].tool]
+            tool = self._tool_of[entry[1]]
             limit = tool.max_concurrency
             if limit is not None and self._tool_running.get(tool.name, 0) >= limit:
                 heapq.heappush(self._throttled.setdefault(tool.name, []), entry)
@@ -404,7 +412,7 @@ class Run:
             self._starting -= 1
             idx, attempt = self._take_thread_task()
         while attempt is not None:
-            tool = self._tools[self._tasks[idx].tool]
+            tool = self._tool_of[idx]
             try:
                 outcome: Any = tool.func(*attempt.args, **attempt.kwargs)
                 error: Optional[BaseException] = None
@@ -424,7 +432,7 @@ class Run:
                 break
             attempt = self._start(idx, threading.current_thread().name)
             if attempt is not None:
-                timeout = self._tools[self._tasks[idx].tool].timeout
+                timeout = self._tool_of[idx].timeout
                 if timeout is not None:
                     attempt.timer = self._timers.schedule(
                         time.monotonic() + timeout, partial(self._expire, idx, attempt, timeout))
@@ -437,10 +445,8 @@ class Run:
 
     def _flush(self) -> None:
         """Make the submissions decided under the lock (never under it: callbacks may run at once)."""
-        while True:
+        while self._outbox:  # read without the lock: each thread flushes after its own appends
             with self._lock:
-                if not self._outbox:
-                    break
                 outbox, self._outbox = self._outbox, []
             for item in outbox:
                 if item[0] == "drain":
@@ -459,7 +465,7 @@ class Run:
                 self._cancel_all(err)
 
     def _submit_process(self, idx: int, attempt: _Attempt) -> None:
-        tool = self._tools[self._tasks[idx].tool]
+        tool = self._tool_of[idx]
         for _ in range(2):  # once more on a fresh pool if this one broke just now
             try:
                 generation, future = self._pools.submit_process(
@@ -565,7 +571,7 @@ class Run:
                     self._push_ready(released)
                 self._check_over()
                 return
-        tool = self._tools[task.tool]
+        tool = self._tool_of[idx]
         if attempt.number <= tool.retries and isinstance(error, tool.retry_on) and not self._cancelled:
             self._emit("retrying", idx, now, worker)
             delay = tool.backoff * 2 ** (attempt.number - 1)

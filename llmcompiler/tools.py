@@ -157,6 +157,10 @@ class Tool:
             func_or_path = func_or_path._path_given or func_or_path._func
         self._path_given: Optional[str] = None
         self._func: Optional[Callable[..., Any]] = None
+        self._signature: Optional[inspect.Signature] = None  # cached: check() runs once per task
+        # Binding depends only on how many positional arguments there are and which keywords: the
+        # shapes that bound once are remembered, so checking 10,000 similar tasks binds once.
+        self._good_shapes: set = set()
         if isinstance(func_or_path, str):
             _split_path(func_or_path)
             self._path_given = func_or_path
@@ -219,11 +223,13 @@ class Tool:
     @property
     def signature(self) -> inspect.Signature:
         """The callable's signature; ``(*args, **kwargs)`` when it cannot be read (some builtins)."""
-        func = self.func  # outside the try: a failed import (a TypeError too) must propagate
-        try:
-            return inspect.signature(func)
-        except (TypeError, ValueError):
-            return _ANY_ARGUMENTS
+        if self._signature is None:
+            func = self.func  # outside the try: a failed import (a TypeError too) must propagate
+            try:
+                self._signature = inspect.signature(func)
+            except (TypeError, ValueError):
+                self._signature = _ANY_ARGUMENTS
+        return self._signature
 
     def process_target(self) -> Union[str, Callable[..., Any]]:
         """What a worker process receives: the path when one resolves, else the callable itself.
@@ -248,6 +254,13 @@ class Tool:
         Raises ToolCallError, e.g. ``search() missing a required argument: 'query'``.
         """
         return self._bind(tuple(args), dict(kwargs), task=None)
+
+    def _check_shape(self, args: tuple, kwargs: dict, task: Optional[int]) -> None:
+        """Raise ToolCallError unless arguments of this shape bind to the signature (cached)."""
+        shape = (len(args), frozenset(kwargs))
+        if shape not in self._good_shapes:
+            self._bind(args, kwargs, task)
+            self._good_shapes.add(shape)
 
     def _bind(self, args: tuple, kwargs: dict, task: Optional[int]) -> inspect.BoundArguments:
         prefix = "" if task is None else f"task {task}: "
@@ -726,7 +739,7 @@ class ToolRegistry:
         found = self._tools.get(task.tool)
         if found is None:
             raise ToolCallError(f"task {task.idx}: {self._unknown(task.tool)}", tool=task.tool, task=task.idx)
-        found._bind(task.args, task.kwargs, task=task.idx)
+        found._check_shape(task.args, task.kwargs, task=task.idx)
 
     def _unknown(self, name: str) -> str:
         known = ", ".join(sorted(self._tools)) or "none (the registry is empty)"

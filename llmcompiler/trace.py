@@ -128,7 +128,8 @@ def timeline(source: Any, *, width: int = 40, phases: Sequence[Phase] = ()) -> s
     lines = [f"{'#':>4}  {'tool':<{name_width}}  |{_axis(span, width)}|{'ms':>8}"]
     for row in rows:
         bar = _bar(row, origin, span, width)
-        ms = f"{(row.end - row.start) * 1000:8.0f}" if row.start is not None and row.end is not None else f"{'-':>8}"
+        ran = row.start is not None and row.end is not None
+        ms = f"{(row.end - row.start) * 1000:8.0f}" if ran else f"{'-':>8}"
         note = f"  {row.note}" if row.note else ""
         lines.append(f"{row.label:>4}  {row.name[:name_width]:<{name_width}}  |{bar}|{ms}{note}")
     return "\n".join(lines)
