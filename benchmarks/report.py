@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, TextIO
 
 from .harness import Config, Ratio, Row, Workload, load_average
 
-__all__ = ["metadata", "header", "workload_lines", "summary_lines", "targets", "write_json"]
+__all__ = ["metadata", "header", "workload_lines", "summary_lines", "targets", "write_json", "emit"]
 
 _COLUMNS = "  {:<40} {:>2}  {:>11}  {:<17}  {:<16}  {}"
 

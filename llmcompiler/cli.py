@@ -5,11 +5,19 @@
 * ``ask "QUESTION" --tools MODULE``: the whole loop against an OpenAI-compatible server.
 * ``demo``: the whole loop offline, on ``examples.py``'s tools and scripted model.
 
-Exit codes: 0 success; 1 a failing run (a task failed in ``run``; no final answer in ``ask``/``demo``)
-or a model error; 2 bad arguments or input (argparse's own errors, and ours: an unreadable plan file,
-an unimportable tools module, a plan that cannot be read or does not fit the tools), always as one line
-``llmcompiler: error: ...`` on stderr; 130 interrupted. For ``--tools``, the current directory is put on
-``sys.path`` (as ``python -m`` does), so a module next to you can be named.
+Exit codes:
+
+* 0: success. In ``ask`` and ``demo`` that means a final answer, even if some task failed on the way
+  (recovering by replanning is the loop's job).
+* 1: a failing run (in ``run`` a task failed or was skipped; in ``ask``/``demo`` no final answer), or an
+  error while running (a model call failed, the joiner's answer could not be read, ...).
+* 2: bad arguments or input, before anything runs: argparse's own errors, and ours (an unreadable plan
+  file, an unimportable tools module, a plan that cannot be read or does not fit the tools), ours
+  always as one line ``llmcompiler: error: ...`` on stderr.
+* 130: interrupted.
+
+For ``--tools``, the current directory is put on ``sys.path`` (as ``python -m`` does), so a module next
+to you can be named.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from . import trace
 from .compiler import CompilerResult, LLMCompiler, Round
-from .errors import LLMError, PlanError, ToolCallError, ToolDefinitionError
+from .errors import LLMCompilerError, PlanError, ToolCallError, ToolDefinitionError
 from .llm import OpenAIChat
 from .plan import Task, parse_plan
 from .scheduler import Engine, Event, RunInterrupted, RunResult
@@ -71,6 +79,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(
@@ -96,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "optional for local servers)")
     ask.add_argument("--max-replans", type=_count, default=2, metavar="N",
                      help="new plans allowed (default 2)")
-    ask.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS",
+    ask.add_argument("--timeout", type=_positive_seconds, default=60.0, metavar="SECONDS",
                      help="longest wait for the server to send data (default 60)")
     ask.set_defaults(handler=_ask_command)
 
@@ -133,11 +148,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.handler(args)
     except _InputError as error:
         return _fail(error, 2)
-    except LLMError as error:
+    except LLMCompilerError as error:  # a model call failed (LLMError), or the engine did
         return _fail(error, 1)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 1
+
+
+def _silence_stdout() -> None:
+    """The reader of our output went away (as with `| head`): send the rest to devnull, so Python
+    does not complain again when it flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a captured stdout): nothing to silence
+        pass
 
 
 def _fail(error: BaseException, code: int) -> int:
@@ -232,12 +260,17 @@ class _Progress:
         self._lock = threading.Lock()
         self._round = 1
         self._header_shown = False
-        self._tools: Dict[int, str] = {}
+        self._closed = False
 
     def _line(self, at: float, what: str, text: str) -> None:
         with self._lock:
-            self._header()
-            print(f"  {at - self._origin:6.2f}s  {what:<8} {text}", file=self._out, flush=True)
+            if self._closed:
+                return
+            try:
+                self._header()
+                print(f"  {at - self._origin:6.2f}s  {what:<8} {text}", file=self._out, flush=True)
+            except OSError:  # the reader went away (`| head`): stop printing, let the run finish
+                self._closed = True
 
     def _header(self) -> None:
         """Print the round's heading before its first line (under the lock)."""
@@ -254,7 +287,7 @@ class _Progress:
     def event(self, event: Event) -> None:
         if event.kind in ("started", "finished", "failed", "skipped", "cancelled"):
             label = {"started": "start", "finished": "done"}.get(event.kind, event.kind)
-            where = f"  [{event.worker}]" if event.kind == "finished" and event.worker else ""
+            where = f"  [{event.worker}]" if event.worker else ""
             self._line(event.time, label, f"{event.task}. {event.tool}{where}")
 
     def round(self, round_: Round) -> None:
@@ -353,7 +386,7 @@ def _ask_command(args: argparse.Namespace) -> int:
     if args.api_key_env and api_key is None:
         raise _InputError(f"the environment variable {args.api_key_env} (--api-key-env) is not set")
     try:
-        llm = OpenAIChat(args.model, base_url=args.base_url, api_key=api_key, timeout=args.timeout or 60.0)
+        llm = OpenAIChat(args.model, base_url=args.base_url, api_key=api_key, timeout=args.timeout)
     except ValueError as error:
         raise _InputError(str(error)) from None
     print(f"Question: {args.question}")

@@ -410,6 +410,23 @@ def _close(stream: Iterator[str]) -> None:
 _LINE_PIECES = re.compile(r"[^\n]*\n|[^\n]+")
 
 
+class _GuardedCallback:
+    """Calls the caller's ``on_event``, keeping its first exception instead of raising it on a worker
+    thread (where it would stop the scheduler's drainer and stall the run); the compiler re-raises it
+    once the run is over. Later events are then not passed on."""
+
+    def __init__(self, callback: Callable[[Event], None]):
+        self._callback = callback
+        self.error: Optional[Exception] = None
+
+    def __call__(self, event: Event) -> None:
+        if self.error is None:
+            try:
+                self._callback(event)
+            except Exception as error:  # kept, and re-raised in the caller's thread
+                self.error = error
+
+
 # -- the loop ----------------------------------------------------------------------------------------
 
 
@@ -486,7 +503,8 @@ class LLMCompiler:
 
         Callbacks, for showing progress: ``on_event`` gets every scheduler ``Event`` (from worker
         threads, one at a time), ``on_task`` each task just before it is added to a run, ``on_round``
-        each round once decided. Raises ``RunClosedError`` after ``close()``, ValueError for an empty
+        each round once decided. An exception from a callback ends ``run`` with that exception (one
+        from ``on_event`` once the plan's run is over). Raises ``RunClosedError`` after ``close()``, ValueError for an empty
         question, ``LLMError`` when a model call fails (``JoinerOutputError`` when the joiner's answer
         cannot be read and ``lenient`` is off); running tasks are cancelled first.
         """
@@ -525,13 +543,16 @@ class LLMCompiler:
         failed = {idx for round_ in rounds for idx in round_.result.failures}
         round_ = Round(number, max(earlier, default=0) + 1)
         messages = planner_messages(self.tools, question, rounds, round_.first_index, self.observation_limit)
-        run = self.engine.start(on_event=on_event, known=known)
+        guarded = _GuardedCallback(on_event) if on_event is not None else None
+        run = self.engine.start(on_event=guarded, known=known)
         try:
             self._stream_plan(messages, run, round_, earlier, failed, meter, on_task)
             round_.result = self._wait(run)
         except BaseException:
             run.cancel()  # a model error or an interrupt: nothing of this run may go on running
             raise
+        if guarded is not None and guarded.error is not None:
+            raise guarded.error
         return round_
 
     def _stream_plan(self, messages: List[dict], run: Run, round_: Round, earlier: set, failed: set,

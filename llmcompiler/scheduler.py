@@ -24,7 +24,10 @@ code never runs under the lock; callbacks of the caller (``on_event``) never run
     _failures         idx -> TaskFailure                              (lock)
     _events           every Event, in order                           (lock to append; readers copy)
     _outbox           process submissions decided under the lock, made right after releasing it
-    observations      the ObservationStore (its own lock); written only for tasks this run finishes
+    _observed         idx -> observation, this run's own record (and ``known``): references are
+                      resolved from it, so a shared store costs one write per task and no reads
+    store             the ObservationStore (its own lock): every observation is written there too,
+                      for other processes to read; if it breaks, the run is cancelled (StoreError)
 
 The engine's pools, timer thread and store belong to the ``Engine``; a run only submits to them.
 """
@@ -165,16 +168,18 @@ class Run:
         self._timers = engine._timers
         self._thread_limit = engine._pools.thread_workers
         self._process_limit = engine._pools.process_workers
-        self.observations = store
+        self.store = store
+        self.store_error: Optional[StoreError] = None
         self._on_event = on_event
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._deliver_lock = threading.RLock()
         self._delivered = 0
-        known = dict(known or {})
-        for idx, value in known.items():
+        self._listeners = 0       # threads iterating over the run's events, waiting on _changed
+        self._observed: Dict[int, Any] = dict(known or {})
+        for idx, value in self._observed.items():
             store.set(idx, value)
-        self._graph = TaskGraph(known)
+        self._graph = TaskGraph(self._observed)
         self._tasks: Dict[int, Task] = {}
         self._tool_of: Dict[int, Tool] = {}   # idx -> its Tool, looked up once at admission
         self._thread_ready: List[tuple] = []
@@ -263,8 +268,8 @@ class Run:
             indices = set(self._tasks)
             failures = dict(sorted(self._failures.items()))
             events = list(self._events)
-            finished = set(self._graph.finished) & indices
-        observations = {idx: self.observations.get(idx) for idx in sorted(finished)}
+            observed = self._observed
+            observations = {idx: observed[idx] for idx in sorted(indices) if idx in observed}
         return RunResult(observations, failures, events, dict(self._tasks), self._cancelled,
                          self.started, self.finished or time.perf_counter())
 
@@ -273,7 +278,11 @@ class Run:
         position = 0
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: position < len(self._events) or self._over)
+                self._listeners += 1
+                try:
+                    self._changed.wait_for(lambda: position < len(self._events) or self._over)
+                finally:
+                    self._listeners -= 1
                 batch = self._events[position:]
                 over = self._over
             position += len(batch)
@@ -381,10 +390,9 @@ class Run:
     def _start(self, idx: int, worker: Optional[str]) -> Optional[_Attempt]:
         """Resolve the task's references and record its start. None if resolving failed."""
         task = self._tasks[idx]
-        get = self.observations.get
         try:
-            args, kwargs = resolve(task, get)
-        except (KeyError, StoreError) as err:
+            args, kwargs = resolve(task, self._observed.__getitem__)
+        except KeyError as err:
             self._fail_invalid(idx, err, time.perf_counter())
             self._release_slot(task.tool)
             return None
@@ -408,9 +416,10 @@ class Run:
 
     def _drain(self) -> None:
         """Run ready thread tasks one after another until none is left, then retire."""
+        worker = threading.current_thread().name
         with self._lock:
             self._starting -= 1
-            idx, attempt = self._take_thread_task()
+            idx, attempt = self._take_thread_task(worker)
         while attempt is not None:
             tool = self._tool_of[idx]
             try:
@@ -419,18 +428,18 @@ class Run:
             except BaseException as exc:  # the tool's failure becomes the task's record
                 outcome, error = None, exc
             with self._lock:
-                self._settle(idx, attempt, outcome, error, None)
-                idx, attempt = self._take_thread_task()
+                self._settle(idx, attempt, outcome, error, worker)
+                idx, attempt = self._take_thread_task(worker)
                 self._dispatch()
             self._flush()
 
-    def _take_thread_task(self) -> tuple:
+    def _take_thread_task(self, worker: str) -> tuple:
         """Pop and start the best ready thread task, or retire this drainer. Under the lock."""
         while not self._cancelled:
             idx = self._pop_runnable(self._thread_ready)
             if idx is None:
                 break
-            attempt = self._start(idx, threading.current_thread().name)
+            attempt = self._start(idx, worker)
             if attempt is not None:
                 timeout = self._tool_of[idx].timeout
                 if timeout is not None:
@@ -561,16 +570,19 @@ class Run:
         self._release_slot(task.tool)
         now = time.perf_counter()
         if error is None:
+            self._observed[idx] = outcome
+            self._emit("finished", idx, now, worker)
+            released = self._graph.done(idx)
             try:
-                self.observations.set(idx, outcome)
-            except StoreError as err:
-                error = err
-            else:
-                self._emit("finished", idx, now, worker)
-                for released in self._graph.done(idx):
-                    self._push_ready(released)
-                self._check_over()
+                self.store.set(idx, outcome)
+            except StoreError as err:  # kept in the result all the same: nothing observed is lost
+                self.store_error = err
+                self._cancel_all(err)
                 return
+            for ready in released:
+                self._push_ready(ready)
+            self._check_over()
+            return
         tool = self._tool_of[idx]
         if attempt.number <= tool.retries and isinstance(error, tool.retry_on) and not self._cancelled:
             self._emit("retrying", idx, now, worker)
@@ -599,7 +611,8 @@ class Run:
 
     def _skip_dependents(self, idx: int, now: float) -> None:
         for skipped in self._graph.fail(idx):
-            self._record_failure(TaskFailure(skipped, self._tasks[skipped].tool, "skipped", cause=idx), now)
+            self._record_failure(TaskFailure(skipped, self._tasks[skipped].tool, "skipped", cause=idx),
+                                 time.perf_counter())
         self._check_over()
 
     def _cancel_all(self, err: Optional[BaseException]) -> None:
@@ -633,17 +646,18 @@ class Run:
         self._changed.notify_all()
 
     def _deliver(self) -> None:
-        """Hand new events to ``on_event``, in order, one caller at a time, outside the state lock."""
-        if self._on_event is None and not self._over:
-            return
-        with self._deliver_lock:
-            if self._on_event is not None:
-                while self._delivered < len(self._events):
-                    event = self._events[self._delivered]
-                    self._delivered += 1
-                    self._on_event(event)
+        """Hand new events to ``on_event`` (in order, one caller at a time, outside the state lock)
+        and wake the threads iterating over the run."""
+        if self._listeners:
             with self._changed:
                 self._changed.notify_all()
+        if self._on_event is None:
+            return
+        with self._deliver_lock:
+            while self._delivered < len(self._events):
+                event = self._events[self._delivered]
+                self._delivered += 1
+                self._on_event(event)
 
 
 _REQUEUED = object()  # marker: a process task caught in another worker's death was resubmitted
@@ -741,14 +755,16 @@ class Engine:
         The plan is validated first (``PlanError``, ``ToolCallError``: nothing runs). With ``timeout``,
         a run still going after that many seconds is cancelled and ``RunTimeoutError`` raised, its
         ``result`` attribute holding what was observed. ``KeyboardInterrupt`` cancels the run and is
-        re-raised as ``RunInterrupted`` carrying the partial result.
+        re-raised as ``RunInterrupted`` carrying the partial result. If the observation store breaks
+        (a manager store's process died), the run stops and ``StoreError`` is raised, naming the tasks
+        that had not finished, with ``result`` attached.
         """
         batch = _as_tasks(tasks, known or {})
         run = self.start(on_event=on_event, known=known)
         try:
             run.add_many(batch)
             run.close()
-            return run.wait(timeout)
+            result = run.wait(timeout)
         except RunTimeoutError as err:
             run.cancel()
             err.result = run.wait()  # type: ignore[attr-defined]
@@ -756,6 +772,12 @@ class Engine:
         except KeyboardInterrupt:
             run.cancel()
             raise RunInterrupted(run.wait()) from None
+        if run.store_error is not None:
+            unfinished = sorted(i for i, f in result.failures.items() if f.kind == "cancelled")
+            err = StoreError(f"the run stopped: {run.store_error}; tasks {unfinished} had not finished")
+            err.result = result  # type: ignore[attr-defined]
+            raise err from run.store_error
+        return result
 
     def cancel(self) -> None:
         """Cancel every run in progress on this engine."""

@@ -156,7 +156,10 @@ class ManagerStore(ObservationStore):
         self._call("clear")
 
     def alive(self) -> bool:
-        """Whether the manager process is still running (always True in a reconnected worker)."""
+        """Whether the manager is still running: False once closed; in a worker that reconnected, True
+        unless closed (the worker cannot see the manager process)."""
+        if self._closed:
+            return False
         process = self.manager_process
         return process is None or process.is_alive()
 

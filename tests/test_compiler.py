@@ -354,6 +354,17 @@ def test_callbacks_see_tasks_events_and_rounds():
     assert seen["rounds"] == result.rounds
 
 
+def test_an_on_event_error_is_raised_once_the_run_is_over():
+    def explode(event):
+        if event.kind == "finished":
+            raise RuntimeError("display broke")
+
+    llm = ScriptedLLM(['1. slow("a")\n2. slow($1)\njoin()', FINISH])
+    with LLMCompiler(llm, registry(), execution_timeout=5) as compiler:
+        with pytest.raises(RuntimeError, match="display broke"):
+            compiler.run("q?", on_event=explode)
+
+
 def test_given_engine_is_used_and_not_closed():
     tools = registry()
     with Engine(tools) as engine:
