@@ -1,1 +1,80 @@
-"""llmcompiler: parallel function calling for LLM agents, on the standard library alone."""
+"""llmcompiler: LLMCompiler-style parallel function calling on the standard library alone.
+
+A planner writes a numbered plan of tool calls (``3. math($1, $2)``); the engine runs each call as soon
+as the calls it refers to have finished, on thread pools (I/O-bound tools) and process pools (CPU-bound
+tools); a joiner answers or asks for a new plan.
+
+    from llmcompiler import ToolRegistry, run_tasks
+
+    tools = ToolRegistry()
+
+    @tools.tool
+    def search(query: str) -> str:
+        "Search the web."
+        ...
+
+    result = run_tasks('1. search("Tokyo")\\n2. search("Paris")\\n', tools)
+    result.observations  # {1: ..., 2: ...}
+
+Importing the package does nothing but bind names: each public name loads its module on first use,
+so ``import llmcompiler`` starts no thread or process and takes about a millisecond.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, List
+
+__version__ = "0.1.0"
+
+# Public name -> the module (relative to this package) that defines it.
+_EXPORTS = {
+    # plans
+    "Task": "plan", "parse_plan": "plan", "PlanParser": "plan", "validate_tasks": "plan",
+    # tools
+    "Tool": "tools", "ToolRegistry": "tools", "tool": "tools", "as_registry": "tools",
+    # running
+    "Engine": "scheduler", "Run": "scheduler", "RunResult": "scheduler", "TaskFailure": "scheduler",
+    "Event": "scheduler", "RunInterrupted": "scheduler", "run_tasks": "scheduler",
+    "ObservationStore": "store", "LocalStore": "store", "ManagerStore": "store",
+    # the compiler loop and language models
+    "LLMCompiler": "compiler", "CompilerResult": "compiler",
+    "LLM": "llm", "OpenAIChat": "llm", "ScriptedLLM": "llm", "Usage": "llm",
+    # errors
+    "LLMCompilerError": "errors", "PlanError": "errors", "PlanSyntaxError": "errors",
+    "DuplicateTaskError": "errors", "UnknownReferenceError": "errors", "CycleError": "errors",
+    "ToolError": "errors", "ToolDefinitionError": "errors", "ToolCallError": "errors",
+    "RunError": "errors", "RunClosedError": "errors", "RunTimeoutError": "errors",
+    "TaskTimeoutError": "errors", "WorkerDiedError": "errors", "StoreError": "errors",
+    "LLMError": "errors", "LLMConnectionError": "errors", "LLMHTTPError": "errors",
+    "LLMTimeoutError": "errors", "JoinerOutputError": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmcompiler' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .compiler import CompilerResult, LLMCompiler
+    from .errors import (CycleError, DuplicateTaskError, JoinerOutputError, LLMCompilerError,
+                         LLMConnectionError, LLMError, LLMHTTPError, LLMTimeoutError, PlanError,
+                         PlanSyntaxError, RunClosedError, RunError, RunTimeoutError, StoreError,
+                         TaskTimeoutError, ToolCallError, ToolDefinitionError, ToolError,
+                         UnknownReferenceError, WorkerDiedError)
+    from .llm import LLM, OpenAIChat, ScriptedLLM, Usage
+    from .plan import PlanParser, Task, parse_plan, validate_tasks
+    from .scheduler import (Engine, Event, Run, RunInterrupted, RunResult, TaskFailure, run_tasks)
+    from .store import LocalStore, ManagerStore, ObservationStore
+    from .tools import Tool, ToolRegistry, as_registry, tool

@@ -33,7 +33,7 @@ from . import trace
 from .compiler import CompilerResult, LLMCompiler, Round
 from .errors import LLMCompilerError, PlanError, ToolCallError, ToolDefinitionError
 from .llm import OpenAIChat
-from .plan import Task, parse_plan
+from .plan import Task, parse_plan, whole_reference
 from .scheduler import Engine, Event, RunInterrupted, RunResult
 from .tools import ToolRegistry
 
@@ -221,7 +221,13 @@ def _write_trace(path: Optional[str], source: Any, phases: Sequence[tuple] = ())
 
 
 def _call_text(task: Task) -> str:
-    parts = [repr(arg) for arg in task.args] + [f"{key}={value!r}" for key, value in task.kwargs.items()]
+    """``tool('a', $1, k=2)``: the call as written (a whole-argument reference shown bare)."""
+    def shown(value: Any) -> str:
+        ref = whole_reference(value)
+        return repr(value) if ref is None else f"${ref}"
+
+    parts = [shown(arg) for arg in task.args]
+    parts += [f"{key}={shown(value)}" for key, value in task.kwargs.items()]
     return f"{task.tool}({', '.join(parts)})"
 
 

@@ -52,7 +52,7 @@ from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Se
 from .errors import (JoinerOutputError, LLMCompilerError, PlanError, RunClosedError, RunTimeoutError,
                      ToolCallError, UnknownReferenceError)
 from .llm import LLM, Usage
-from .plan import END_OF_PLAN, PlanParser, Task
+from .plan import END_OF_PLAN, PlanParser, Task, whole_reference
 from .scheduler import Engine, Event, Run, RunResult, TaskFailure
 from .tools import ToolRegistry, as_registry
 
@@ -246,8 +246,13 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _call_text(task: Task) -> str:
-    """``tool('a', k=1)``: the call as written, references shown as the strings they are."""
-    parts = [repr(arg) for arg in task.args] + [f"{key}={value!r}" for key, value in task.kwargs.items()]
+    """``tool('a', $1, k=2)``: the call as written (a whole-argument reference shown bare)."""
+    def shown(value: Any) -> str:
+        ref = whole_reference(value)
+        return repr(value) if ref is None else f"${ref}"
+
+    parts = [shown(arg) for arg in task.args]
+    parts += [f"{key}={shown(value)}" for key, value in task.kwargs.items()]
     return f"{task.tool}({', '.join(parts)})"
 
 
@@ -504,9 +509,11 @@ class LLMCompiler:
         Callbacks, for showing progress: ``on_event`` gets every scheduler ``Event`` (from worker
         threads, one at a time), ``on_task`` each task just before it is added to a run, ``on_round``
         each round once decided. An exception from a callback ends ``run`` with that exception (one
-        from ``on_event`` once the plan's run is over). Raises ``RunClosedError`` after ``close()``, ValueError for an empty
-        question, ``LLMError`` when a model call fails (``JoinerOutputError`` when the joiner's answer
-        cannot be read and ``lenient`` is off); running tasks are cancelled first.
+        from ``on_event`` once the plan's run is over).
+
+        Raises ``RunClosedError`` after ``close()``, ValueError for an empty question, ``LLMError``
+        when a model call fails (``JoinerOutputError`` when the joiner's answer cannot be read and
+        ``lenient`` is off); running tasks are cancelled first.
         """
         if self._closed:
             raise RunClosedError("this LLMCompiler is closed")

@@ -139,7 +139,7 @@ class Pools:
             with self._lock:
                 self._check_open()
                 if self._threads is None:
-                    self._threads = ThreadPoolExecutor(self.thread_workers, "llmcompiler")
+                    self._threads = _started_thread_pool(self.thread_workers)
                 pool = self._threads
         return pool
 
@@ -208,6 +208,26 @@ class Pools:
             from .errors import RunClosedError
 
             raise RunClosedError("the engine is closed; create a new Engine to run more tasks")
+
+
+def _started_thread_pool(workers: int) -> ThreadPoolExecutor:
+    """A thread pool whose threads all exist already: no later run pays for starting one.
+
+    ``ThreadPoolExecutor`` starts a thread inside ``submit`` only when none is idle; ``workers`` calls
+    that each wait until all have started force it to start them all now (a few ms, once).
+    """
+    pool = ThreadPoolExecutor(workers, "llmcompiler")
+    all_started = threading.Barrier(workers)
+
+    def wait_for_the_others() -> None:
+        try:
+            all_started.wait(timeout=10)
+        except threading.BrokenBarrierError:
+            pass  # starting threads was slow: the pool works all the same
+
+    for _ in range(workers):
+        pool.submit(wait_for_the_others)
+    return pool
 
 
 class Timers:

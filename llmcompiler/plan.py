@@ -44,18 +44,18 @@ An LLM writes a plan as lines::
 * Whole-argument references must name an earlier task (of this plan or a ``known`` earlier one); in-text
   ``$N`` becomes a dependency only when task N is earlier. Task indices must be unique, not consecutive.
 
-``PlanParser`` reads a plan as it streams in; ``validate_tasks`` checks plans given as task lists.
+``PlanParser`` reads a plan as it streams in; ``validate_tasks`` checks plans given as task lists. The
+argument text of one call is scanned and read as literals by the private module ``_literals``.
 """
 
 from __future__ import annotations
 
-import ast
 import re
-import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
+from ._literals import ArgumentError, ArgumentScanner, read_arguments, small_int
 from .errors import CycleError, DuplicateTaskError, PlanError, PlanSyntaxError, UnknownReferenceError
 
 __all__ = [
@@ -246,232 +246,21 @@ def _resolved(value: Any, deps: frozenset, observation: Callable[[int], Any]) ->
     return value
 
 
-# -- the plan language: reading the arguments of one call --------------------------------------------
+# -- the plan language: lines (the argument text of a call is read by _literals) ---------------------
 
 END_OF_PLAN = "<END_OF_PLAN>"
-
-_MAX_NESTING = 100  # brackets deeper than this are refused (ast's own limit is 200)
-_CLOSER = {"(": ")", "[": "]", "{": "}"}
-# Outside strings: a run of characters that need no attention.
-_PLAIN_CODE = re.compile(r"[^'\"()\[\]{}$#]+")
-# Inside a string opened by ' or ": a run up to the next backslash, quote character or newline.
-_STRING_BODY = {"'": re.compile(r"[^\\'\n]+"), '"': re.compile(r'[^\\"\n]+')}
-_BARE_REFERENCE = re.compile(r"\$(?:\{([0-9]+)\}|([0-9]+))")
-
-
-class _ArgumentError(Exception):
-    """The argument text cannot be scanned (internal; becomes a PlanSyntaxError with line and task)."""
-
-
-class _ArgumentScanner:
-    """Scans a call's argument text one line at a time, keeping bracket and string state between lines.
-
-    It copies the text to ``source`` with every bare ``$N`` / ``${N}`` (one outside string literals)
-    replaced by the string literal ``"$N"``, and to ``raw`` as written; both stop before the ``)`` that
-    closes the call. ``quote`` is the quote of the string left open at the end of a line, or None.
-    """
-
-    def __init__(self) -> None:
-        self.brackets: List[str] = ["("]
-        self.quote: Optional[str] = None
-        self.source: List[str] = []
-        self.raw: List[str] = []
-
-    def feed(self, segment: str) -> Optional[int]:
-        """Scan ``segment`` (one line, ending in a newline).
-
-        Returns the offset just past the closing ``)`` of the call, or None if the call is still open.
-        Raises ``_ArgumentError`` for a bracket that closes the wrong bracket, an unterminated
-        one-quote string, a ``$`` without a task number, a comment, or too deep nesting.
-        """
-        out: List[str] = []
-        pos = 0
-        while pos < len(segment):
-            if self.quote is not None:
-                pos = self._string_part(segment, pos, out)
-                continue
-            plain = _PLAIN_CODE.match(segment, pos)
-            if plain:
-                out.append(plain.group())
-                pos = plain.end()
-                continue
-            char = segment[pos]
-            if char in "'\"":
-                self.quote = char * 3 if segment.startswith(char * 3, pos) else char
-                out.append(self.quote)
-                pos += len(self.quote)
-            elif char in "([{":
-                if len(self.brackets) >= _MAX_NESTING:
-                    raise _ArgumentError(f"arguments nest deeper than {_MAX_NESTING} brackets")
-                self.brackets.append(char)
-                out.append(char)
-                pos += 1
-            elif char in ")]}":
-                opener = self.brackets.pop()
-                if _CLOSER[opener] != char:
-                    raise _ArgumentError(f"{char!r} does not close {opener!r}")
-                if not self.brackets:
-                    self._keep(segment[:pos], out)
-                    return pos + 1
-                out.append(char)
-                pos += 1
-            else:
-                pos = self._reference_or_comment(segment, pos, out)
-        self._keep(segment, out)
-        return None
-
-    def _string_part(self, segment: str, pos: int, out: List[str]) -> int:
-        """Scan inside the open string from ``pos``; returns the next position."""
-        quote = self.quote or ""
-        body = _STRING_BODY[quote[0]].match(segment, pos)
-        if body:
-            out.append(body.group())
-            return body.end()
-        char = segment[pos]
-        if char == "\\":  # an escape, also in raw strings: the next character never ends the string
-            out.append(segment[pos:pos + 2])
-            return pos + 2
-        if char == "\n" and len(quote) == 1:
-            raise _ArgumentError("a string is not closed at the end of the line")
-        if segment.startswith(quote, pos):
-            self.quote = None
-            out.append(quote)
-            return pos + len(quote)
-        out.append(char)
-        return pos + 1
-
-    @staticmethod
-    def _reference_or_comment(segment: str, pos: int, out: List[str]) -> int:
-        """Handle a ``$`` or ``#`` outside strings; returns the next position."""
-        if segment[pos] == "#":
-            raise _ArgumentError("comments ('#') are not allowed in arguments")
-        reference = _BARE_REFERENCE.match(segment, pos)
-        if reference is None:
-            raise _ArgumentError("'$' outside a string must be followed by a task number, as in $1")
-        out.append('"$' + (reference.group(1) or reference.group(2)) + '"')
-        return reference.end()
-
-    def _keep(self, raw: str, out: List[str]) -> None:
-        self.raw.append(raw)
-        self.source.append("".join(out))
-
-
-class _NotLiteral(Exception):
-    """An argument node that is not a literal (internal). ``what`` describes it."""
-
-    def __init__(self, node: ast.AST, what: str):
-        super().__init__(what)
-        self.node = node
-        self.what = what
-
-
-_NODE_NAMES = {
-    ast.Call: "a call", ast.Attribute: "an attribute", ast.Subscript: "a subscript",
-    ast.JoinedStr: "an f-string", ast.Lambda: "a lambda", ast.BinOp: "an operator",
-    ast.BoolOp: "an operator", ast.Compare: "a comparison", ast.UnaryOp: "an operator",
-    ast.ListComp: "a comprehension", ast.SetComp: "a comprehension", ast.DictComp: "a comprehension",
-    ast.GeneratorExp: "a generator expression", ast.Starred: "a starred argument ('*')",
-    ast.Set: "a set", ast.IfExp: "a conditional expression", ast.NamedExpr: "an assignment (':=')",
-    ast.Await: "an await", ast.Yield: "a yield", ast.YieldFrom: "a yield",
-}
-
-
-def _describe(node: ast.AST) -> str:
-    """A short description of a non-literal node, for error messages."""
-    if isinstance(node, ast.Name):
-        return f"a name {node.id!r}"
-    if isinstance(node, ast.Constant):
-        kind = {bytes: "a bytes literal", complex: "a complex number"}.get(type(node.value))
-        return kind or f"{node.value!r}"
-    return _NODE_NAMES.get(type(node), f"a {type(node).__name__} expression")
-
-
-def _literal(node: ast.AST) -> Any:
-    """The value of a literal node. Raises ``_NotLiteral`` for anything else.
-
-    Recursion depth is bounded by the scanner's bracket limit.
-    """
-    if isinstance(node, ast.Constant):
-        if node.value is None or isinstance(node.value, (str, int, float)):  # bool is an int
-            return node.value
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        operand = node.operand
-        if isinstance(operand, ast.Constant) and type(operand.value) in (int, float):
-            return -operand.value if isinstance(node.op, ast.USub) else operand.value
-    elif isinstance(node, ast.List):
-        return [_literal(item) for item in node.elts]
-    elif isinstance(node, ast.Tuple):
-        return tuple(_literal(item) for item in node.elts)
-    elif isinstance(node, ast.Dict):
-        return {_dict_key(key, node): _literal(value) for key, value in zip(node.keys, node.values)}
-    raise _NotLiteral(node, _describe(node))
-
-
-def _dict_key(node: Optional[ast.AST], parent: ast.AST) -> Any:
-    """A dict key: a str, number, bool or None literal. Raises ``_NotLiteral`` otherwise."""
-    if node is None:
-        raise _NotLiteral(parent, "'**' unpacking")
-    if isinstance(node, (ast.List, ast.Tuple, ast.Dict)):
-        raise _NotLiteral(node, "a container as a dict key")
-    return _literal(node)
-
-
-def _read_arguments(source: str, line: int, idx: str) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
-    """The ``(args, kwargs)`` written in ``source`` (a call's argument text, references quoted).
-
-    ``line`` is the plan line the text starts on. Raises ``PlanSyntaxError`` naming the line and what was
-    found when the text is not a comma-separated list of literal (keyword) arguments.
-    """
-    def fail(message: str, at: int = 1) -> PlanSyntaxError:
-        return PlanSyntaxError(f"line {line + at - 1}: task {idx}: {message}", line=line + at - 1,
-                               task=_small_int(idx), text=source)
-
-    try:
-        # ast warns about the plan's text (SyntaxWarning for "\d"); that is no warning about our code.
-        # catch_warnings swaps the process-wide filters for the moment of the parse.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = ast.parse(f"_({source})", mode="eval")
-    except SyntaxError as error:
-        raise fail(f"the arguments are not valid: {error.msg}", error.lineno or 1) from None
-    except (ValueError, RecursionError, MemoryError) as error:
-        raise fail(f"the arguments cannot be read: {type(error).__name__}") from None
-    call = tree.body
-    if not isinstance(call, ast.Call):  # cannot happen: the scanner checked the brackets
-        raise fail("the arguments cannot be read")
-    try:
-        args = tuple(_literal(node) for node in call.args)
-        kwargs: Dict[str, Any] = {}
-        for keyword in call.keywords:
-            if keyword.arg is None:
-                raise _NotLiteral(keyword.value, "'**' unpacking")
-            if keyword.arg in kwargs:
-                raise fail(f"keyword argument {keyword.arg!r} is given twice", keyword.value.lineno)
-            kwargs[keyword.arg] = _literal(keyword.value)
-    except _NotLiteral as error:
-        raise fail(f"arguments must be literals, found {error.what}",
-                   getattr(error.node, "lineno", 1)) from None
-    return args, kwargs
-
-
-def _small_int(digits: str) -> Optional[int]:
-    """``int(digits)``, or None when it has too many digits to convert."""
-    return int(digits) if len(digits) <= 18 else None
-
-
-def _shown(text: str, limit: int = 60) -> str:
-    """``text`` stripped, quoted and cut to ``limit`` characters for an error message."""
-    text = text.strip()
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-# -- the plan language: lines ------------------------------------------------------------------------
 
 _TASK_LINE = re.compile(r"\s*([0-9]+)\.[ \t]*([^\W\d]\w*)[ \t]*\(")
 _DOTTED_TASK_LINE = re.compile(r"\s*([0-9]+)\.[ \t]*(\w+(?:\.\w+)+)[ \t]*\(")
 _JOIN_LINE = re.compile(r"\s*(?:[0-9]+\.[ \t]*)?join[ \t]*\([ \t]*\)\s*")
 _THOUGHT_LINE = re.compile(r"\s*thought[ \t]*:(.*)", re.IGNORECASE)
 _FENCE_LINE = re.compile(r"\s*```")
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` stripped, quoted and cut to ``limit`` characters for an error message."""
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _starts_plan_line(line: str) -> bool:
@@ -491,7 +280,7 @@ class _OpenTask:
         self.offset = offset  # where the argument text starts in first_line
         self.thought = thought
         self.line_count = 0
-        self.scanner = _ArgumentScanner()
+        self.scanner = ArgumentScanner()
 
 
 class PlanParser:
@@ -649,7 +438,7 @@ class PlanParser:
         self._thought = []
         if match.group(2) == "join":
             raise PlanSyntaxError(f"line {number}: expected 'join()' alone, got {_shown(line)}",
-                                  line=number, task=_small_int(match.group(1)), text=line)
+                                  line=number, task=small_int(match.group(1)), text=line)
         self._open = _OpenTask(match.group(1), match.group(2), number, line, match.end(), thought)
         self._scan(number, line[match.end():])
 
@@ -671,12 +460,12 @@ class PlanParser:
         try:
             end = task.scanner.feed(segment + "\n")
             if end is not None and segment[end:].strip():
-                raise _ArgumentError(f"unexpected text after the call: {_shown(segment[end:])}")
-        except _ArgumentError as error:
+                raise ArgumentError(f"unexpected text after the call: {_shown(segment[end:])}")
+        except ArgumentError as error:
             self._open = None
             if not self._lenient_fallback(task):
                 raise PlanSyntaxError(f"line {number}: task {task.digits}: {error}", line=number,
-                                      task=_small_int(task.digits), text=segment) from None
+                                      task=small_int(task.digits), text=segment) from None
             return
         if end is not None:
             self._open = None
@@ -687,9 +476,9 @@ class PlanParser:
         if self._lenient_fallback(task):
             return
         scanner = task.scanner
-        missing = "a string is still open" if scanner.quote else f"expected {_CLOSER[scanner.brackets[-1]]!r}"
+        missing = "a string is still open" if scanner.quote else f"expected {scanner.closer!r}"
         raise PlanSyntaxError(f"line {task.line}: task {task.digits}: the call is not closed ({missing}) "
-                              f"{where}", line=task.line, task=_small_int(task.digits), text=task.first_line)
+                              f"{where}", line=task.line, task=small_int(task.digits), text=task.first_line)
 
     def _lenient_fallback(self, task: _OpenTask) -> bool:
         """In lenient mode, complete a one-line task ending in ')' with its raw argument text."""
@@ -707,7 +496,7 @@ class PlanParser:
             args, kwargs = (raw_argument,), {}
         else:
             try:
-                args, kwargs = _read_arguments("".join(task.scanner.source), task.line, task.digits)
+                args, kwargs = read_arguments("".join(task.scanner.source), task.line, task.digits)
             except PlanSyntaxError:
                 if not self._lenient:
                     raise
@@ -720,7 +509,7 @@ class PlanParser:
 
     @staticmethod
     def _index(task: _OpenTask) -> int:
-        idx = _small_int(task.digits)
+        idx = small_int(task.digits)
         if idx is None:
             raise PlanSyntaxError(f"line {task.line}: the task index {task.digits[:20]}... is too large",
                                   line=task.line, text=task.first_line)

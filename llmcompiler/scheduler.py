@@ -364,7 +364,12 @@ class Run:
             self._drainers += 1
             self._starting += 1
             self._outbox.append(("drain",))
-        while self._process_ready and self._in_flight < self._process_limit:
+        # Up to two calls per process worker are in flight, so a worker never idles waiting for the
+        # next one; a tool with a timeout only goes when a worker is free, as its clock starts now.
+        while self._process_ready and self._in_flight < 2 * self._process_limit:
+            if self._in_flight >= self._process_limit and \
+                    self._tool_of[self._process_ready[0][1]].timeout is not None:
+                break
             idx = self._pop_runnable(self._process_ready)
             if idx is None:
                 break
@@ -420,6 +425,7 @@ class Run:
         with self._lock:
             self._starting -= 1
             idx, attempt = self._take_thread_task(worker)
+        self._deliver()
         while attempt is not None:
             tool = self._tool_of[idx]
             try:

@@ -1,4 +1,4 @@
-"""Tools: the registry, the ``@tool`` decorator, argument checks, descriptions and JSON schemas.
+"""Tools: the ``Tool``, the registry, the ``@tool`` decorator, loading by path and argument checks.
 
 A ``Tool`` is a callable plus how to run it (``executor``, ``timeout``, ``retries`` ...). It is given
 either as a callable or as a ``"module:attr"`` path that is imported on first use, so a registry can name
@@ -7,7 +7,9 @@ the path string when one resolves, else the callable itself (checked picklable w
 
 ``ToolRegistry`` holds tools by name, in registration order. ``check(task)`` binds a task's arguments to
 its tool's signature (``$N`` references are plain strings here, so they fit any parameter), and
-``describe()`` / ``schemas()`` render the tools for a planner prompt or a function-calling API.
+``describe()`` / ``schemas()`` render the tools for a planner prompt or a function-calling API; how a
+callable's signature, annotations and docstring become that text and JSON schema is the private module
+``_signatures``.
 
 Importing this module starts nothing: no threads, no logging, no imports of tool modules.
 """
@@ -15,20 +17,17 @@ Importing this module starts nothing: no threads, no logging, no imports of tool
 from __future__ import annotations
 
 import difflib
-import enum
 import functools
 import importlib
 import inspect
-import json
 import pickle
 import re
 import sys
 import threading
-import types
-import typing
 from collections import abc
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
+from ._signatures import docstring, param_docs, parameters_schema, render_signature, summary, type_hints
 from .errors import ToolCallError, ToolDefinitionError
 from .plan import Task
 
@@ -218,7 +217,7 @@ class Tool:
         """The given description, else the docstring's first paragraph (whitespace-normalised)."""
         if self._description is not None:
             return self._description
-        return _summary(_docstring(self.func))
+        return summary(docstring(self.func))
 
     @property
     def signature(self) -> inspect.Signature:
@@ -277,7 +276,7 @@ class Tool:
 
     def describe(self) -> str:
         """One line for a planner prompt: ``search(query: str) -> str — Search the web.``"""
-        head = self.name + _render_signature(self.signature, _type_hints(self.func))
+        head = self.name + render_signature(self.signature, type_hints(self.func, _tool_func))
         description = self.description
         return f"{head} — {description}" if description else head
 
@@ -287,8 +286,8 @@ class Tool:
         return {"type": "function", "function": {
             "name": self.name,
             "description": self.description,
-            "parameters": _parameters_schema(self.signature, _type_hints(self.func),
-                                             _param_docs(_docstring(self.func))),
+            "parameters": parameters_schema(self.signature, type_hints(self.func, _tool_func),
+                                            param_docs(docstring(self.func))),
         }}
 
     # -- internals ----------------------------------------------------------------------------------
@@ -333,6 +332,11 @@ def _check_keywords(signature: inspect.Signature, kwargs: Dict[str, Any]) -> Non
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"got an unexpected keyword argument {key!r}{hint}")
+
+
+def _tool_func(obj: Any) -> Any:
+    """What a Tool stands for, so annotations are read through one (``type_hints``'s ``unwrap``)."""
+    return obj.func if isinstance(obj, Tool) else obj
 
 
 def _rebuild_tool(source: Union[str, Callable[..., Any]], options: Dict[str, Any]) -> Tool:
@@ -433,231 +437,6 @@ def _valid_retry_on(name: str, retry_on: Any) -> Tuple[type, ...]:
             raise ToolDefinitionError(f"tool {name!r}: retry_on must be exception classes, "
                                       f"got {kind!r}", tool=name)
     return kinds
-
-
-# -- docstrings, annotations and schemas -----------------------------------------------------------
-
-_SECTION = re.compile(r"(Args|Arguments|Parameters|Returns?|Raises|Yields?|Examples?|Notes?)\s*:\s*")
-_ARG_LINE = re.compile(r"\**(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)")
-
-
-def _docstring(func: Any) -> str:
-    if isinstance(func, functools.partial):
-        func = func.func
-    return inspect.getdoc(func) or ""
-
-
-def _summary(doc: str) -> str:
-    """The first paragraph, stopping at a section header such as ``Args:``."""
-    lines: List[str] = []
-    for line in doc.strip().splitlines():
-        if not line.strip() or _SECTION.fullmatch(line.strip()):
-            break
-        lines.append(line)
-    return " ".join(" ".join(lines).split())
-
-
-def _param_docs(doc: str) -> Dict[str, str]:
-    """Parameter descriptions from a Google-style ``Args:`` section: ``{name: text}``."""
-    lines = doc.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() in ("Args:", "Arguments:")), None)
-    if start is None:
-        return {}
-    docs: Dict[str, str] = {}
-    current, indent = None, None
-    for line in lines[start + 1:]:
-        if not line.strip():
-            continue
-        width = len(line) - len(line.lstrip())
-        indent = width if indent is None else indent
-        if width == 0 or width < indent:
-            break
-        match = _ARG_LINE.fullmatch(line.strip())
-        if width == indent and match:
-            current = match.group(1)
-            docs[current] = match.group(2)
-        elif current is not None:
-            docs[current] += " " + line.strip()
-    return {name: " ".join(text.split()) for name, text in docs.items()}
-
-
-def _hint_target(func: Any) -> Any:
-    """The object whose annotations describe calling ``func``."""
-    if isinstance(func, functools.partial):
-        return _hint_target(func.func)
-    if isinstance(func, Tool):
-        return _hint_target(func.func)
-    if isinstance(func, type):
-        return func.__init__
-    if inspect.isroutine(func):
-        return func
-    return type(func).__call__  # a callable instance
-
-
-def _type_hints(func: Any) -> Dict[str, Any]:
-    """Resolved annotations; per name, the raw annotation when the whole set cannot be resolved."""
-    target = _hint_target(func)
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:  # a name only imported under TYPE_CHECKING, a typo, ...: keep what we can
-        raw = getattr(target, "__annotations__", None)
-        namespace = dict(getattr(inspect.unwrap(target), "__globals__", {}))
-        hints = {name: _eval_annotation(value, namespace)
-                 for name, value in (raw.items() if isinstance(raw, dict) else ())}
-    if isinstance(func, type):
-        hints.pop("return", None)  # __init__ returns None; calling the class does not
-    return hints
-
-
-def _eval_annotation(value: Any, namespace: Dict[str, Any]) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        return eval(value, namespace)  # what get_type_hints does, one annotation at a time
-    except Exception:
-        return value
-
-
-_NONE_TYPE = type(None)
-_UNION_TYPES = (Union, getattr(types, "UnionType", Union))
-_PRIMITIVE_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", bytes: "string"}
-_NAMED_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean",
-                "None": "null", "list": "array", "dict": "object", "tuple": "array"}
-
-
-def _type_name(annotation: Any) -> str:
-    """A readable rendering: ``str``, ``list[str]``, ``int | None``, ``Literal['a', 'b']``."""
-    if isinstance(annotation, str):
-        return annotation
-    if annotation is None or annotation is _NONE_TYPE:
-        return "None"
-    if annotation is Any:
-        return "Any"
-    if annotation is Ellipsis:
-        return "..."
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in _UNION_TYPES:
-        return " | ".join(_type_name(arg) for arg in args)
-    if origin is typing.Annotated:
-        return _type_name(args[0])
-    if origin is typing.Literal:
-        return f"Literal[{', '.join(repr(arg) for arg in args)}]"
-    if isinstance(annotation, list):  # the parameter list of Callable[[int], str]
-        return f"[{', '.join(_type_name(arg) for arg in annotation)}]"
-    if origin is not None:
-        base = getattr(origin, "__name__", None) or _type_name(origin)
-        return f"{base}[{', '.join(_type_name(arg) for arg in args)}]" if args else base
-    if isinstance(annotation, type):
-        return annotation.__name__
-    return repr(annotation).replace("typing.", "")
-
-
-def _json_schema(annotation: Any) -> Dict[str, Any]:
-    """A JSON schema for one annotation; ``{}`` (anything) for what JSON cannot say."""
-    if annotation is inspect.Parameter.empty or annotation is Any:
-        return {}
-    if annotation is None or annotation is _NONE_TYPE:
-        return {"type": "null"}
-    if isinstance(annotation, str):
-        return {"type": _NAMED_TYPES[annotation]} if annotation in _NAMED_TYPES else {}
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in _UNION_TYPES:
-        return _union_schema(args)
-    if origin is typing.Literal:
-        return _enum_schema(list(args))
-    if origin is typing.Annotated:
-        return _json_schema(args[0])
-    kind = origin if isinstance(origin, type) else annotation
-    if not isinstance(kind, type):
-        return {}
-    return _class_schema(kind, args)
-
-
-def _union_schema(args: Tuple[Any, ...]) -> Dict[str, Any]:
-    others = [arg for arg in args if arg is not _NONE_TYPE]
-    if len(others) == len(args):
-        return {"anyOf": [_json_schema(arg) for arg in args]}
-    inner = _json_schema(others[0]) if len(others) == 1 else _union_schema(tuple(others))
-    return {"anyOf": [inner, {"type": "null"}]}
-
-
-def _enum_schema(values: List[Any]) -> Dict[str, Any]:
-    schema: Dict[str, Any] = {"enum": values}
-    kinds = {_PRIMITIVE_TYPES.get(type(value)) for value in values}
-    if len(kinds) == 1 and None not in kinds:
-        schema["type"] = kinds.pop()
-    return schema
-
-
-def _class_schema(kind: type, args: Tuple[Any, ...]) -> Dict[str, Any]:
-    if issubclass(kind, enum.Enum):
-        return _enum_schema([member.value for member in kind])
-    for base, name in _PRIMITIVE_TYPES.items():  # bool before int: bool subclasses int
-        if issubclass(kind, base):
-            return {"type": name}
-    if issubclass(kind, abc.Mapping):
-        schema: Dict[str, Any] = {"type": "object"}
-        if len(args) == 2 and args[1] is not Any:
-            schema["additionalProperties"] = _json_schema(args[1])
-        return schema
-    if issubclass(kind, tuple):
-        items = [arg for arg in args if arg is not Ellipsis]
-        if items and all(item == items[0] for item in items):
-            return {"type": "array", "items": _json_schema(items[0])}
-        return {"type": "array"}
-    if issubclass(kind, (abc.Sequence, abc.Set)) or kind is abc.Iterable:
-        return {"type": "array", "items": _json_schema(args[0])} if args else {"type": "array"}
-    return {}
-
-
-def _json_default(value: Any) -> Tuple[bool, Any]:
-    try:
-        return True, json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError):
-        return False, None
-
-
-def _parameters_schema(signature: inspect.Signature, hints: Dict[str, Any],
-                       docs: Dict[str, str]) -> Dict[str, Any]:
-    """The JSON schema of the keyword form of a call. ``*args`` is left out; ``**kwargs`` turns
-    ``additionalProperties`` on."""
-    properties: Dict[str, Any] = {}
-    required: List[str] = []
-    extra = False
-    for param in signature.parameters.values():
-        if param.kind is param.VAR_POSITIONAL:
-            continue
-        if param.kind is param.VAR_KEYWORD:
-            extra = True
-            continue
-        prop = dict(_json_schema(hints.get(param.name, param.annotation)))
-        if param.name in docs:
-            prop["description"] = docs[param.name]
-        if param.default is param.empty:
-            required.append(param.name)
-        else:
-            ok, value = _json_default(param.default)
-            if ok:
-                prop["default"] = value
-        properties[param.name] = prop
-    return {"type": "object", "properties": properties, "required": required,
-            "additionalProperties": extra}
-
-
-class _Text(str):
-    """A string whose repr is itself, so ``str(Signature)`` prints it as an annotation, unquoted."""
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
-def _render_signature(signature: inspect.Signature, hints: Dict[str, Any]) -> str:
-    params = [param.replace(annotation=_Text(_type_name(hints.get(param.name, param.annotation))))
-              if hints.get(param.name, param.annotation) is not param.empty else param
-              for param in signature.parameters.values()]
-    returns = hints.get("return", signature.return_annotation)
-    returns = signature.empty if returns is signature.empty else _Text(_type_name(returns))
-    return str(signature.replace(parameters=params, return_annotation=returns))
 
 
 # -- the registry --------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def test_run_prints_observations_and_timeline(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "1. slow_echo('hello', 0.2) -> hello" in out
-    assert "3. concat('$1', '$2') -> hello world" in out
+    assert "3. concat($1, $2) -> hello world" in out
     assert "4. square(7) -> 49" in out
     assert "slow_echo" in out and "|" in out and "ms" in out  # the timeline
     assert "saved" in out  # the two 0.2 s calls ran at the same time
@@ -66,7 +66,7 @@ def test_run_with_a_failing_task_exits_1(tmp_path, capsys):
     assert code == 1
     assert "1. echo('ok') -> ok" in out
     assert "2. fail('boom') FAILED: ValueError: boom" in out
-    assert "3. concat('$1', '$2') SKIPPED: it depends on task 2" in out
+    assert "3. concat($1, $2) SKIPPED: it depends on task 2" in out
 
 
 def test_run_reads_the_plan_from_stdin(monkeypatch, capsys):
@@ -177,7 +177,7 @@ def test_ask_answers_with_timings_and_usage(server, monkeypatch, capsys):
     assert ask(server, "--api-key-env", "STUB_KEY") == 0
     out = capsys.readouterr().out
     assert "Answer: hi there (greeting)" in out
-    assert "3. concat('$1', '$2') -> hi there" in out
+    assert "3. concat($1, $2) -> hi there" in out
     assert "planning" in out and "execution" in out and "joining" in out
     assert "tokens: 200 prompt + 40 completion = 240" in out
     assert [request["auth"] for request in server.requests] == ["Bearer sk-stub"] * 2

@@ -78,7 +78,7 @@ def test_answer_is_exactly_inside_finish_with_nested_parentheses():
     assert sorted(result.tasks) == [1, 2, 3] and result.failures == {}
     assert result.plans == [plan] and result.replans == 0
     assert {event.task for event in result.events} == {1, 2, 3}
-    assert "3. combine('$1', '$2') -> found(tokyo) + found(paris)" in user_prompt(llm.calls[1])
+    assert "3. combine($1, $2) -> found(tokyo) + found(paris)" in user_prompt(llm.calls[1])
 
 
 def test_replan_continues_indices_and_refers_to_earlier_observations():

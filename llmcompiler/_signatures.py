@@ -1,0 +1,257 @@
+"""How a tool's callable reads to a planner: docstrings, annotations, signatures and JSON schemas.
+
+``docstring`` and ``summary`` give a callable's docstring and its first paragraph; ``param_docs`` the
+parameter descriptions of a Google-style ``Args:`` section. ``type_hints`` resolves the annotations of
+calling a function, a class, a partial or a callable instance (keeping, per name, what cannot be
+resolved). ``render_signature`` writes a signature with readable annotations (``(query: str, k: int | None
+= None) -> str``) and ``parameters_schema`` the JSON schema of its keyword form.
+
+Everything here is pure: it reads callables and returns text or dicts. ``tools`` is the only user; this
+module imports nothing from the package (a wrapper such as ``Tool`` is seen through the ``unwrap``
+callable ``type_hints`` is given).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import json
+import re
+import types
+import typing
+from collections import abc
+from typing import Any, Callable, Dict, List, Tuple, Union
+
+__all__ = ["docstring", "summary", "param_docs", "type_hints", "render_signature", "parameters_schema"]
+
+_SECTION = re.compile(r"(Args|Arguments|Parameters|Returns?|Raises|Yields?|Examples?|Notes?)\s*:\s*")
+_ARG_LINE = re.compile(r"\**(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)")
+
+
+def docstring(func: Any) -> str:
+    if isinstance(func, functools.partial):
+        func = func.func
+    return inspect.getdoc(func) or ""
+
+
+def summary(doc: str) -> str:
+    """The first paragraph, stopping at a section header such as ``Args:``."""
+    lines: List[str] = []
+    for line in doc.strip().splitlines():
+        if not line.strip() or _SECTION.fullmatch(line.strip()):
+            break
+        lines.append(line)
+    return " ".join(" ".join(lines).split())
+
+
+def param_docs(doc: str) -> Dict[str, str]:
+    """Parameter descriptions from a Google-style ``Args:`` section: ``{name: text}``."""
+    lines = doc.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() in ("Args:", "Arguments:")), None)
+    if start is None:
+        return {}
+    docs: Dict[str, str] = {}
+    current, indent = None, None
+    for line in lines[start + 1:]:
+        if not line.strip():
+            continue
+        width = len(line) - len(line.lstrip())
+        indent = width if indent is None else indent
+        if width == 0 or width < indent:
+            break
+        match = _ARG_LINE.fullmatch(line.strip())
+        if width == indent and match:
+            current = match.group(1)
+            docs[current] = match.group(2)
+        elif current is not None:
+            docs[current] += " " + line.strip()
+    return {name: " ".join(text.split()) for name, text in docs.items()}
+
+
+def _same(func: Any) -> Any:
+    return func
+
+
+def _hint_target(func: Any, unwrap: Callable[[Any], Any]) -> Any:
+    """The object whose annotations describe calling ``func``."""
+    if isinstance(func, functools.partial):
+        return _hint_target(func.func, unwrap)
+    inner = unwrap(func)
+    if inner is not func:
+        return _hint_target(inner, unwrap)
+    if isinstance(func, type):
+        return func.__init__
+    if inspect.isroutine(func):
+        return func
+    return type(func).__call__  # a callable instance
+
+
+def type_hints(func: Any, unwrap: Callable[[Any], Any] = _same) -> Dict[str, Any]:
+    """Resolved annotations; per name, the raw annotation when the whole set cannot be resolved.
+
+    ``unwrap(obj)`` is the callable a wrapper object stands for, or ``obj`` itself when it is none: the
+    annotations of a wrapper (also one inside a partial) are those of what it wraps.
+    """
+    target = _hint_target(func, unwrap)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # a name only imported under TYPE_CHECKING, a typo, ...: keep what we can
+        raw = getattr(target, "__annotations__", None)
+        namespace = dict(getattr(inspect.unwrap(target), "__globals__", {}))
+        hints = {name: _eval_annotation(value, namespace)
+                 for name, value in (raw.items() if isinstance(raw, dict) else ())}
+    if isinstance(func, type):
+        hints.pop("return", None)  # __init__ returns None; calling the class does not
+    return hints
+
+
+def _eval_annotation(value: Any, namespace: Dict[str, Any]) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return eval(value, namespace)  # what get_type_hints does, one annotation at a time
+    except Exception:
+        return value
+
+
+_NONE_TYPE = type(None)
+_UNION_TYPES = (Union, getattr(types, "UnionType", Union))
+_PRIMITIVE_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", bytes: "string"}
+_NAMED_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean",
+                "None": "null", "list": "array", "dict": "object", "tuple": "array"}
+
+
+def _type_name(annotation: Any) -> str:
+    """A readable rendering: ``str``, ``list[str]``, ``int | None``, ``Literal['a', 'b']``."""
+    if isinstance(annotation, str):
+        return annotation
+    if annotation is None or annotation is _NONE_TYPE:
+        return "None"
+    if annotation is Any:
+        return "Any"
+    if annotation is Ellipsis:
+        return "..."
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in _UNION_TYPES:
+        return " | ".join(_type_name(arg) for arg in args)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(repr(arg) for arg in args)}]"
+    if isinstance(annotation, list):  # the parameter list of Callable[[int], str]
+        return f"[{', '.join(_type_name(arg) for arg in annotation)}]"
+    if origin is not None:
+        base = getattr(origin, "__name__", None) or _type_name(origin)
+        return f"{base}[{', '.join(_type_name(arg) for arg in args)}]" if args else base
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return repr(annotation).replace("typing.", "")
+
+
+def _json_schema(annotation: Any) -> Dict[str, Any]:
+    """A JSON schema for one annotation; ``{}`` (anything) for what JSON cannot say."""
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return {}
+    if annotation is None or annotation is _NONE_TYPE:
+        return {"type": "null"}
+    if isinstance(annotation, str):
+        return {"type": _NAMED_TYPES[annotation]} if annotation in _NAMED_TYPES else {}
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in _UNION_TYPES:
+        return _union_schema(args)
+    if origin is typing.Literal:
+        return _enum_schema(list(args))
+    if origin is typing.Annotated:
+        return _json_schema(args[0])
+    kind = origin if isinstance(origin, type) else annotation
+    if not isinstance(kind, type):
+        return {}
+    return _class_schema(kind, args)
+
+
+def _union_schema(args: Tuple[Any, ...]) -> Dict[str, Any]:
+    others = [arg for arg in args if arg is not _NONE_TYPE]
+    if len(others) == len(args):
+        return {"anyOf": [_json_schema(arg) for arg in args]}
+    inner = _json_schema(others[0]) if len(others) == 1 else _union_schema(tuple(others))
+    return {"anyOf": [inner, {"type": "null"}]}
+
+
+def _enum_schema(values: List[Any]) -> Dict[str, Any]:
+    schema: Dict[str, Any] = {"enum": values}
+    kinds = {_PRIMITIVE_TYPES.get(type(value)) for value in values}
+    if len(kinds) == 1 and None not in kinds:
+        schema["type"] = kinds.pop()
+    return schema
+
+
+def _class_schema(kind: type, args: Tuple[Any, ...]) -> Dict[str, Any]:
+    if issubclass(kind, enum.Enum):
+        return _enum_schema([member.value for member in kind])
+    for base, name in _PRIMITIVE_TYPES.items():  # bool before int: bool subclasses int
+        if issubclass(kind, base):
+            return {"type": name}
+    if issubclass(kind, abc.Mapping):
+        schema: Dict[str, Any] = {"type": "object"}
+        if len(args) == 2 and args[1] is not Any:
+            schema["additionalProperties"] = _json_schema(args[1])
+        return schema
+    if issubclass(kind, tuple):
+        items = [arg for arg in args if arg is not Ellipsis]
+        if items and all(item == items[0] for item in items):
+            return {"type": "array", "items": _json_schema(items[0])}
+        return {"type": "array"}
+    if issubclass(kind, (abc.Sequence, abc.Set)) or kind is abc.Iterable:
+        return {"type": "array", "items": _json_schema(args[0])} if args else {"type": "array"}
+    return {}
+
+
+def _json_default(value: Any) -> Tuple[bool, Any]:
+    try:
+        return True, json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        return False, None
+
+
+def parameters_schema(signature: inspect.Signature, hints: Dict[str, Any],
+                       docs: Dict[str, str]) -> Dict[str, Any]:
+    """The JSON schema of the keyword form of a call. ``*args`` is left out; ``**kwargs`` turns
+    ``additionalProperties`` on."""
+    properties: Dict[str, Any] = {}
+    required: List[str] = []
+    extra = False
+    for param in signature.parameters.values():
+        if param.kind is param.VAR_POSITIONAL:
+            continue
+        if param.kind is param.VAR_KEYWORD:
+            extra = True
+            continue
+        prop = dict(_json_schema(hints.get(param.name, param.annotation)))
+        if param.name in docs:
+            prop["description"] = docs[param.name]
+        if param.default is param.empty:
+            required.append(param.name)
+        else:
+            ok, value = _json_default(param.default)
+            if ok:
+                prop["default"] = value
+        properties[param.name] = prop
+    return {"type": "object", "properties": properties, "required": required,
+            "additionalProperties": extra}
+
+
+class _Text(str):
+    """A string whose repr is itself, so ``str(Signature)`` prints it as an annotation, unquoted."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def render_signature(signature: inspect.Signature, hints: Dict[str, Any]) -> str:
+    params = [param.replace(annotation=_Text(_type_name(hints.get(param.name, param.annotation))))
+              if hints.get(param.name, param.annotation) is not param.empty else param
+              for param in signature.parameters.values()]
+    returns = hints.get("return", signature.return_annotation)
+    returns = signature.empty if returns is signature.empty else _Text(_type_name(returns))
+    return str(signature.replace(parameters=params, return_annotation=returns))
