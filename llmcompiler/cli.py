@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
@@ -34,7 +33,7 @@ from .compiler import CompilerResult, LLMCompiler, Round
 from .errors import LLMCompilerError, PlanError, ToolCallError, ToolDefinitionError
 from .llm import OpenAIChat
 from .plan import Task, parse_plan, whole_reference
-from .scheduler import Engine, Event, RunInterrupted, RunResult
+from .scheduler import Engine, RunInterrupted, RunResult
 from .tools import ToolRegistry
 
 __all__ = ["main", "build_parser"]
@@ -256,58 +255,61 @@ def _outcome_lines(tasks: Dict[int, Task], observations: Dict[int, Any], failure
 
 
 class _Progress:
-    """Prints a question's progress as it happens: plan lines as parsed, task starts and ends, and the
-    joiner's verdicts. Called from the main thread (tasks, rounds) and worker threads (events); one
-    lock keeps lines whole."""
+    """Prints a question's progress, round by round: the round's heading as soon as its first task is
+    parsed, then, once the joiner has decided, the round's log in time order: plan lines as parsed,
+    task starts and ends, and the verdict. (Logged per round rather than per event as it comes, so the
+    lines are in time order even when worker threads report an event a little late.) Called on the
+    caller's thread only."""
+
+    _EVENTS = {"started": "start", "finished": "done", "failed": "failed", "skipped": "skipped",
+               "cancelled": "cancelled"}
 
     def __init__(self, out: TextIO, origin: float):
         self._out = out
         self._origin = origin
-        self._lock = threading.Lock()
         self._round = 1
         self._header_shown = False
-        self._closed = False
 
-    def _line(self, at: float, what: str, text: str) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                self._header()
-                print(f"  {at - self._origin:6.2f}s  {what:<8} {text}", file=self._out, flush=True)
-            except OSError:  # the reader went away (`| head`): stop printing, let the run finish
-                self._closed = True
+    def _print(self, text: str) -> None:
+        print(text, file=self._out, flush=True)
 
     def _header(self) -> None:
-        """Print the round's heading before its first line (under the lock)."""
         if not self._header_shown:
             self._header_shown = True
-            print(f"\nPlan {self._round} (streamed: each task starts as soon as its line is complete)",
-                  file=self._out, flush=True)
+            self._print(f"\nPlan {self._round} (streamed: each task starts as soon as its line is complete)")
 
     def task(self, task: Task) -> None:
-        if task.thought:
-            self._line(time.perf_counter(), "thought", _shorten(task.thought, 100))
-        self._line(time.perf_counter(), "plan", f"{task.idx}. {_call_text(task)}")
-
-    def event(self, event: Event) -> None:
-        if event.kind in ("started", "finished", "failed", "skipped", "cancelled"):
-            label = {"started": "start", "finished": "done"}.get(event.kind, event.kind)
-            where = f"  [{event.worker}]" if event.worker else ""
-            self._line(event.time, label, f"{event.task}. {event.tool}{where}")
+        self._header()
 
     def round(self, round_: Round) -> None:
-        now = round_.joining_finished or time.perf_counter()
+        self._header()
+        for at, _, what, text in sorted(self._log(round_)):
+            self._print(f"  {at - self._origin:6.2f}s  {what:<8} {text}")
+        self._round += 1
+        self._header_shown = False
+
+    def _log(self, round_: Round) -> List[tuple]:
+        """``(time, order, label, text)`` of everything that happened in the round; at equal times a
+        task's thought comes first, then its plan line, then events, then the verdict."""
+        log = []
+        for task in round_.tasks:
+            at = round_.parsed_at[task.idx]
+            if task.thought:
+                log.append((at, 0, "thought", _shorten(task.thought, 100)))
+            log.append((at, 1, "plan", f"{task.idx}. {_call_text(task)}"))
+        for event in round_.result.events if round_.result else ():
+            if event.kind in self._EVENTS:
+                where = f"  [{event.worker}]" if event.worker else ""
+                log.append((event.time, 2, self._EVENTS[event.kind], f"{event.task}. {event.tool}{where}"))
         if round_.plan_error is not None:
-            self._line(round_.planning_finished, "error", _shorten(str(round_.plan_error), 120))
+            log.append((round_.planning_finished, 1, "error", _shorten(str(round_.plan_error), 120)))
+        now = round_.joining_finished or time.perf_counter()
         if round_.decision is not None:
             verb = "Finish" if round_.decision.action == "finish" else "Replan"
-            self._line(now, "joiner", f"{verb}({_shorten(round_.decision.text, 100)})")
+            log.append((now, 3, "joiner", f"{verb}({_shorten(round_.decision.text, 100)})"))
         elif round_.replan_reason is not None:
-            self._line(now, "replan", _shorten(round_.replan_reason, 100))
-        with self._lock:
-            self._round += 1
-            self._header_shown = False
+            log.append((now, 3, "replan", _shorten(round_.replan_reason, 100)))
+        return log
 
 
 def _report(result: CompilerResult, out: TextIO) -> None:
@@ -419,8 +421,7 @@ def _answer(compiler: LLMCompiler, question: str, trace_path: Optional[str]) -> 
     """Run the loop with live progress, then print the report; the exit code."""
     progress = _Progress(sys.stdout, time.perf_counter())
     with compiler:
-        result = compiler.run(question, on_event=progress.event, on_task=progress.task,
-                              on_round=progress.round)
+        result = compiler.run(question, on_task=progress.task, on_round=progress.round)
     _report(result, sys.stdout)
     written = _write_trace(trace_path, result, result.phases())
     return 0 if result.finished and written else 1

@@ -197,7 +197,10 @@ class Pools:
             generations = self._retired + ([self._process] if self._process else [])
             self._process, self._retired = None, []
         for generation in generations:
-            generation.kill() if generation.culprits is not None else generation.pool.shutdown(wait=True)
+            if generation.culprits is not None:  # it broke: whatever is left of it is killed
+                generation.kill()
+            else:
+                generation.pool.shutdown(wait=True)
             for proc in list((generation.pool._processes or {}).values()):
                 proc.join(timeout=5)
         if threads is not None:

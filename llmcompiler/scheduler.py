@@ -170,6 +170,7 @@ class Run:
         self._process_limit = engine._pools.process_workers
         self.store = store
         self.store_error: Optional[StoreError] = None
+        self.callback_error: Optional[Exception] = None  # first exception raised by on_event
         self._on_event = on_event
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -188,6 +189,7 @@ class Run:
         self._tool_running: Dict[str, int] = {}
         self._attempts: Dict[int, _Attempt] = {}
         self._tries: Dict[int, int] = {}
+        self._breakages: Dict[int, int] = {}   # idx -> process pool breakages it was caught in
         self._failures: Dict[int, TaskFailure] = {}
         self._events: List[Event] = []
         self._outbox: List[tuple] = []
@@ -250,12 +252,16 @@ class Run:
 
     def wait(self, timeout: Optional[float] = None) -> RunResult:
         """Block until the run is over (closed and every task finished, failed or skipped; or cancelled)
-        and return its result. Raises ``RunTimeoutError`` (the run goes on) when ``timeout`` passes."""
+        and return its result. Raises ``RunTimeoutError`` (the run goes on) when ``timeout`` passes,
+        and re-raises the first exception ``on_event`` raised (the run itself went on without the
+        callback; ``result()`` has what it produced)."""
         with self._changed:
             if not self._changed.wait_for(lambda: self._over, timeout):
                 raise RunTimeoutError(
                     f"the run did not finish within {timeout} s ({self._graph.unfinished} tasks unfinished)")
         self._deliver()
+        if self.callback_error is not None:
+            raise self.callback_error
         return self.result()
 
     def done(self) -> bool:
@@ -533,14 +539,20 @@ class Run:
         self._pools.retire(generation)
         if attempt.expired:
             return attempt.expired
-        if generation is not None and attempt.token not in generation.dead_tokens():
+        caught = self._breakages[idx] = self._breakages.get(idx, 0) + 1
+        # Not this task's worker: resubmit at no cost -- unless the pool keeps breaking under it
+        # (workers that cannot even start), which must end too.
+        if generation is not None and attempt.token not in generation.dead_tokens() \
+                and caught < _MAX_FREE_BREAKAGES:
             self._attempts.pop(idx, None)
-            self._tries[idx] -= 1  # not this task's fault: the retry is free
+            self._tries[idx] -= 1
             self._release_slot(self._tasks[idx].tool)
             self._push_ready(idx)
             return _REQUEUED
         died = WorkerDiedError(
-            f"task {idx}: the worker process running tool '{self._tasks[idx].tool}' died")
+            f"task {idx}: the worker process running tool '{self._tasks[idx].tool}' died"
+            + ("" if caught < _MAX_FREE_BREAKAGES else
+               f" (the process pool broke {caught} times under it: can workers start at all?)"))
         died.__cause__ = error
         return died
 
@@ -573,7 +585,8 @@ class Run:
         if attempt.timer is not None:
             self._timers.cancel(attempt.timer)
         task = self._tasks[idx]
-        self._release_slot(task.tool)
+        if self._tool_of[idx].max_concurrency is not None:
+            self._release_slot(task.tool)
         now = time.perf_counter()
         if error is None:
             self._observed[idx] = outcome
@@ -587,7 +600,8 @@ class Run:
                 return
             for ready in released:
                 self._push_ready(ready)
-            self._check_over()
+            if self._closed and not released:
+                self._check_over()
             return
         tool = self._tool_of[idx]
         if attempt.number <= tool.retries and isinstance(error, tool.retry_on) and not self._cancelled:
@@ -660,12 +674,16 @@ class Run:
         if self._on_event is None:
             return
         with self._deliver_lock:
-            while self._delivered < len(self._events):
+            while self._delivered < len(self._events) and self.callback_error is None:
                 event = self._events[self._delivered]
                 self._delivered += 1
-                self._on_event(event)
+                try:
+                    self._on_event(event)
+                except Exception as err:  # the caller's code broke: stop calling it, not the run
+                    self.callback_error = err
 
 
+_MAX_FREE_BREAKAGES = 3  # a task caught in this many pool breakages is failed, not resubmitted again
 _REQUEUED = object()  # marker: a process task caught in another worker's death was resubmitted
 
 

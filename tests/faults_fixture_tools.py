@@ -54,3 +54,8 @@ def count(n):
     for i in range(n):
         total += i % 7
     return total
+
+
+def fail_to_start(*initargs):
+    """A worker initializer that kills the worker before it takes any task."""
+    os._exit(1)

@@ -128,6 +128,12 @@ def test_finish_in_the_last_round_is_the_answer():
     assert result.answer == "the answer" and not result.replans_exhausted and result.replans == 1
 
 
+def test_the_package_exports_the_compiler():
+    import llmcompiler
+
+    assert llmcompiler.LLMCompiler is LLMCompiler and llmcompiler.CompilerResult is CompilerResult
+
+
 def test_invalid_arguments():
     llm = ScriptedLLM([])
     with pytest.raises(ValueError, match="max_replans"):

@@ -174,3 +174,16 @@ def test_process_tool_priority_and_many_tasks_through_two_workers():
     plan = [Task(i, "square", (i,)) for i in range(1, 41)] + [Task(41, "count", (1000,))]
     result = run_tasks(plan, registry(), process_workers=2, timeout=WAIT)
     assert result.observations == {**{i: i * i for i in range(1, 41)}, 41: fx.count(1000)}
+
+
+def test_workers_that_cannot_start_fail_the_task_instead_of_looping(monkeypatch):
+    import llmcompiler.executors as executors
+
+    # Every worker dies in its initializer, before taking any task (as when the main module
+    # cannot be re-imported in a spawned worker).
+    monkeypatch.setattr(executors, "_init_worker", fx.fail_to_start)
+    started = time.monotonic()
+    result = run_tasks([Task(1, "square", (2,))], registry(), process_workers=2, timeout=WAIT)
+    assert time.monotonic() - started < WAIT / 2
+    failure = result.failures[1]
+    assert failure.kind == "worker-died" and "broke 3 times" in failure.message

@@ -352,3 +352,17 @@ def test_default_thread_workers_are_sized_for_io():
 
     result = run_tasks([Task(i, "w", (i,)) for i in range(1, 33)], {"w": wait_for_all}, timeout=WAIT)
     assert len(result.observations) == 32 and peak[0] == 32
+
+
+def test_a_failing_event_callback_does_not_stall_the_run():
+    def broken(event):
+        if event.kind == "finished":
+            raise RuntimeError("callback broke")
+
+    tools = {"f": lambda x: x}
+    with Engine(tools) as engine:
+        run = engine.start([Task(1, "f", (1,)), Task(2, "f", ("$1",))], on_event=broken)
+        run.close()
+        with pytest.raises(RuntimeError, match="callback broke"):
+            run.wait(WAIT)
+        assert run.result().observations == {1: 1, 2: 1}
