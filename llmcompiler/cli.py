@@ -32,7 +32,7 @@ from . import trace
 from .compiler import CompilerResult, LLMCompiler, Round
 from .errors import LLMCompilerError, PlanError, ToolCallError, ToolDefinitionError
 from .llm import OpenAIChat
-from .plan import Task, parse_plan, whole_reference
+from .plan import Task, call_text, parse_plan
 from .scheduler import Engine, RunInterrupted, RunResult
 from .tools import ToolRegistry
 
@@ -48,41 +48,24 @@ class _InputError(Exception):
 # -- arguments ---------------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _number(convert: Any, minimum: float, strict: bool, expected: str) -> Any:
+    """An argparse type: ``convert(text)``, finite and at least (or, ``strict``, above) ``minimum``."""
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not (value > minimum if strict else value >= minimum) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got {text!r}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    value = _seconds(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
+_positive_int = _number(int, 0, True, "a positive integer")
+_count = _number(int, 0, False, "an integer >= 0")
+_seconds = _number(float, 0, False, "a finite number of seconds >= 0")
+_positive_seconds = _number(float, 0, True, "a finite number of seconds > 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,17 +202,6 @@ def _write_trace(path: Optional[str], source: Any, phases: Sequence[tuple] = ())
 # -- output ------------------------------------------------------------------------------------------
 
 
-def _call_text(task: Task) -> str:
-    """``tool('a', $1, k=2)``: the call as written (a whole-argument reference shown bare)."""
-    def shown(value: Any) -> str:
-        ref = whole_reference(value)
-        return repr(value) if ref is None else f"${ref}"
-
-    parts = [shown(arg) for arg in task.args]
-    parts += [f"{key}={shown(value)}" for key, value in task.kwargs.items()]
-    return f"{task.tool}({', '.join(parts)})"
-
-
 def _shorten(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."
@@ -239,7 +211,7 @@ def _outcome_lines(tasks: Dict[int, Task], observations: Dict[int, Any], failure
                    limit: int = 300) -> List[str]:
     lines = []
     for idx in sorted(tasks):
-        call = f"{idx}. {_call_text(tasks[idx])}"
+        call = f"{idx}. {call_text(tasks[idx])}"
         if idx in observations:
             lines.append(f"{call} -> {_shorten(str(observations[idx]), limit)}")
         elif idx in failures:
@@ -296,7 +268,7 @@ class _Progress:
             at = round_.parsed_at[task.idx]
             if task.thought:
                 log.append((at, 0, "thought", _shorten(task.thought, 100)))
-            log.append((at, 1, "plan", f"{task.idx}. {_call_text(task)}"))
+            log.append((at, 1, "plan", f"{task.idx}. {call_text(task)}"))
         for event in round_.result.events if round_.result else ():
             if event.kind in self._EVENTS:
                 where = f"  [{event.worker}]" if event.worker else ""

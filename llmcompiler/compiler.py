@@ -52,7 +52,7 @@ from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Se
 from .errors import (JoinerOutputError, LLMCompilerError, PlanError, RunClosedError, RunTimeoutError,
                      ToolCallError, UnknownReferenceError)
 from .llm import LLM, Usage
-from .plan import END_OF_PLAN, PlanParser, Task, whole_reference
+from .plan import END_OF_PLAN, PlanParser, Task, call_text
 from .scheduler import Engine, Event, Run, RunResult, TaskFailure
 from .tools import ToolRegistry, as_registry
 
@@ -245,17 +245,6 @@ def _shorten(text: str, limit: int) -> str:
     return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
-def _call_text(task: Task) -> str:
-    """``tool('a', $1, k=2)``: the call as written (a whole-argument reference shown bare)."""
-    def shown(value: Any) -> str:
-        ref = whole_reference(value)
-        return repr(value) if ref is None else f"${ref}"
-
-    parts = [shown(arg) for arg in task.args]
-    parts += [f"{key}={shown(value)}" for key, value in task.kwargs.items()]
-    return f"{task.tool}({', '.join(parts)})"
-
-
 def _plan_body(text: str) -> str:
     end = text.find(END_OF_PLAN)
     return (text if end < 0 else text[:end]).strip()
@@ -275,7 +264,7 @@ def _round_text(round_: Round, limit: int, with_plan: bool) -> str:
             outcome = f"{failure.kind}: " + _shorten(_failure_text(failure), limit)
         else:
             outcome = "(no result)"
-        lines.append(f"{task.idx}. {_call_text(task)} {outcome}")
+        lines.append(f"{task.idx}. {call_text(task)} {outcome}")
     if not round_.tasks:
         lines.append("(no tasks ran)")
     if round_.plan_error is not None:

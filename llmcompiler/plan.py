@@ -59,6 +59,7 @@ from ._literals import ArgumentError, ArgumentScanner, read_arguments, small_int
 from .errors import CycleError, DuplicateTaskError, PlanError, PlanSyntaxError, UnknownReferenceError
 
 __all__ = [
+    "call_text",
     "Task",
     "whole_reference",
     "inline_references",
@@ -223,6 +224,17 @@ def resolve(task: Task, observation: Callable[[int], Any]) -> Tuple[Tuple[Any, .
     args = tuple([_resolved(value, deps, observation) for value in task.args])
     kwargs = {key: _resolved(value, deps, observation) for key, value in task.kwargs.items()}
     return args, kwargs
+
+
+def call_text(task: Task) -> str:
+    """The call as a plan would write it: ``tool('a', $1, k=2)`` (whole references shown bare)."""
+    def shown(value: Any) -> str:
+        ref = whole_reference(value)
+        return repr(value) if ref is None else f"${ref}"
+
+    parts = [shown(arg) for arg in task.args]
+    parts += [f"{key}={shown(value)}" for key, value in task.kwargs.items()]
+    return f"{task.tool}({', '.join(parts)})"
 
 
 def _resolved(value: Any, deps: frozenset, observation: Callable[[int], Any]) -> Any:
