@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from llmcompiler.baseline import run_sleep_retry
-from llmcompiler.scheduler import Engine, RunResult, run_tasks
+from llmcompiler import Engine, RunResult, run_tasks
 
 __all__ = ["Config", "BenchmarkError", "Variant", "alternate", "Target", "Ratio", "Row", "Workload",
            "Measured", "run_ours", "run_one_shot", "run_baseline", "timed", "scaled", "load_average", "paired", "ratio_of", "SCALE"]

@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, wait
 from typing import Any, Dict, List
 
-from llmcompiler.scheduler import Engine
+from llmcompiler import Engine
 from llmcompiler.tools import ToolRegistry
 
 from . import plans

@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from llmcompiler.scheduler import Engine
+from llmcompiler import Engine
 
 from . import plans
 from .harness import (Config, BenchmarkError, Row, Target, Variant, Workload, alternate, paired, ratio_of,

@@ -34,8 +34,8 @@ _EXPORTS = {
     # tools
     "Tool": "tools", "ToolRegistry": "tools", "tool": "tools", "as_registry": "tools",
     # running
-    "Engine": "scheduler", "Run": "scheduler", "RunResult": "scheduler", "TaskFailure": "scheduler",
-    "Event": "scheduler", "RunInterrupted": "scheduler", "run_tasks": "scheduler",
+    "Engine": "engine", "run_tasks": "engine", "Run": "scheduler", "RunResult": "results",
+    "TaskFailure": "results", "Event": "results", "RunInterrupted": "results",
     "ObservationStore": "store", "LocalStore": "store", "ManagerStore": "store",
     # the compiler loop and language models
     "LLMCompiler": "compiler", "CompilerResult": "compiler",
@@ -75,6 +75,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
                          UnknownReferenceError, WorkerDiedError)
     from .llm import LLM, OpenAIChat, ScriptedLLM, Usage
     from .plan import PlanParser, Task, parse_plan, validate_tasks
-    from .scheduler import (Engine, Event, Run, RunInterrupted, RunResult, TaskFailure, run_tasks)
+    from .engine import Engine, run_tasks
+    from .results import Event, RunInterrupted, RunResult, TaskFailure
+    from .scheduler import Run
     from .store import LocalStore, ManagerStore, ObservationStore
     from .tools import Tool, ToolRegistry, as_registry, tool

@@ -33,7 +33,8 @@ from .compiler import CompilerResult, LLMCompiler, Round
 from .errors import LLMCompilerError, PlanError, ToolCallError, ToolDefinitionError
 from .llm import OpenAIChat
 from .plan import Task, call_text, parse_plan
-from .scheduler import Engine, RunInterrupted, RunResult
+from .engine import Engine
+from .results import RunInterrupted, RunResult
 from .tools import ToolRegistry
 
 __all__ = ["main", "build_parser"]

@@ -53,7 +53,9 @@ from .errors import (JoinerOutputError, LLMCompilerError, PlanError, RunClosedEr
                      ToolCallError, UnknownReferenceError)
 from .llm import LLM, Usage
 from .plan import END_OF_PLAN, PlanParser, Task, call_text
-from .scheduler import Engine, Event, Run, RunResult, TaskFailure
+from .engine import Engine
+from .results import Event, RunResult, TaskFailure
+from .scheduler import Run
 from .tools import ToolRegistry, as_registry
 
 __all__ = ["LLMCompiler", "CompilerResult", "Round", "Timings", "JoinerDecision", "parse_joiner_output",

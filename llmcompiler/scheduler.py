@@ -16,18 +16,27 @@ Everything below is one run's, guarded by ``Run._lock`` (``Run._changed`` is a c
 code never runs under the lock; callbacks of the caller (``on_event``) never run under it either.
 
     _graph            dependency counts, dependents, heights          (lock)
-    _tasks            idx -> Task                                     (lock)
+    _tasks, _tool_of  idx -> Task, idx -> its Tool                    (lock)
     _thread_ready     heap of (-height, idx): ready thread tasks      (lock)
     _process_ready    heap of (-height, idx): ready process tasks     (lock)
     _throttled        tool name -> ready tasks held back by the tool's max_concurrency (lock)
-    _attempts         idx -> the Attempt running now                  (lock)
+    _tool_running     tool name -> running count, for tools with a max_concurrency (lock)
+    _attempts         idx -> the _Attempt running now; _tries, _breakages: counts per task (lock)
+    _drainers         drainer loops alive; _starting: of those, not yet taking tasks (lock)
+    _in_flight        process calls submitted and not yet settled (lock)
     _failures         idx -> TaskFailure                              (lock)
     _events           every Event, in order                           (lock to append; readers copy)
-    _outbox           process submissions decided under the lock, made right after releasing it
+    _outbox           drainer starts and process submissions decided under the lock, made by the
+                      same thread right after releasing it (a done callback may run at once)
     _observed         idx -> observation, this run's own record (and ``known``): references are
                       resolved from it, so a shared store costs one write per task and no reads
     store             the ObservationStore (its own lock): every observation is written there too,
                       for other processes to read; if it breaks, the run is cancelled (StoreError)
+    _delivered        events handed to on_event so far                (_deliver_lock)
+
+Timer callbacks (timeouts, retry backoff) and process done callbacks take the same lock; an
+``_Attempt`` marked ``stale`` (timed out, cancelled) has its late outcome ignored, so every task is
+settled exactly once.
 
 The engine's pools, timer thread and store belong to the ``Engine``; a run only submits to them.
 """
@@ -42,98 +51,23 @@ import time
 import traceback as traceback_module
 from concurrent.futures import CancelledError
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from functools import partial
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional,
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional,
                     Sequence, Union)
 
-from .errors import (CycleError, DuplicateTaskError, PlanError, RunClosedError, RunTimeoutError,
-                     StoreError, TaskTimeoutError, UnknownReferenceError, WorkerDiedError)
-from .graph import TaskGraph
+from .errors import (CycleError, DuplicateTaskError, RunClosedError, RunTimeoutError, StoreError,
+                     TaskTimeoutError, UnknownReferenceError, WorkerDiedError)
 from .executors import Pools, Timers
-from .plan import Task, parse_plan, resolve, validate_tasks
-from .store import LocalStore, ManagerStore, ObservationStore
-from .tools import Tool, ToolRegistry, as_registry
+from .graph import TaskGraph
+from .plan import Task, resolve
+from .results import Event, RunResult, TaskFailure
+from .store import ObservationStore
+from .tools import Tool, ToolRegistry
 
-__all__ = ["Engine", "Run", "RunResult", "TaskFailure", "Event", "RunInterrupted", "run_tasks"]
+__all__ = ["Run"]
 
 TaskLike = Union[Task, Mapping[str, Any]]
 Tools = Union[ToolRegistry, Mapping[str, Any]]
-
-
-class Event(NamedTuple):
-    """Something that happened to a task. ``kind`` is one of ``queued``, ``started``, ``finished``,
-    ``failed``, ``skipped``, ``retrying``, ``cancelled``. ``time`` is ``time.perf_counter()``;
-    ``worker`` names the thread or process that ran the task (None when it ran nowhere)."""
-
-    kind: str
-    task: int
-    tool: str
-    time: float
-    worker: Optional[str] = None
-
-
-@dataclass
-class TaskFailure:
-    """Why a task has no observation.
-
-    ``kind`` is ``"failed"`` (the tool raised), ``"timeout"``, ``"worker-died"``, ``"skipped"`` (a
-    dependency failed: ``cause`` is that task), ``"cancelled"``, or ``"invalid"`` (the task could not
-    start: an unknown reference, a cycle, arguments that cannot be sent to a process). The exception
-    object is kept in ``exception`` (this process only); its type, message and traceback as text.
-    """
-
-    task: int
-    tool: str
-    kind: str
-    error_type: str = ""
-    message: str = ""
-    traceback: str = ""
-    args: tuple = ()
-    kwargs: Dict[str, Any] = field(default_factory=dict)
-    cause: Optional[int] = None
-    attempts: int = 0
-    exception: Optional[BaseException] = field(default=None, repr=False, compare=False)
-
-    def __str__(self) -> str:
-        if self.kind == "skipped":
-            return f"task {self.task} ({self.tool}) skipped: it depends on task {self.cause}, which did not finish"
-        if self.kind == "cancelled":
-            return f"task {self.task} ({self.tool}) cancelled"
-        return f"task {self.task} ({self.tool}) {self.kind}: {self.error_type}: {self.message}"
-
-
-@dataclass
-class RunResult:
-    """What a run produced: ``observations`` (idx -> value) for finished tasks, ``failures`` (idx ->
-    TaskFailure) for the rest, every ``Event``, the ``tasks`` themselves, and whether it was cancelled."""
-
-    observations: Dict[int, Any]
-    failures: Dict[int, TaskFailure]
-    events: List[Event]
-    tasks: Dict[int, Task]
-    cancelled: bool = False
-    started: float = 0.0
-    finished: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when every task finished."""
-        return not self.failures and not self.cancelled
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds from the run's start to its end."""
-        return self.finished - self.started
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """``KeyboardInterrupt`` during ``Engine.run``: everything was shut down; ``result`` holds what had
-    been observed so far."""
-
-    def __init__(self, result: RunResult):
-        super().__init__("run interrupted")
-        self.result = result
 
 
 class _Attempt:
@@ -160,14 +94,14 @@ class Run:
     """
 
     def __init__(
-        self, engine: "Engine", store: ObservationStore, *,
+        self, tools: ToolRegistry, pools: Pools, timers: Timers, store: ObservationStore, *,
         on_event: Optional[Callable[[Event], None]] = None, known: Optional[Mapping[int, Any]] = None,
     ) -> None:
-        self._tools = engine.tools
-        self._pools = engine._pools
-        self._timers = engine._timers
-        self._thread_limit = engine._pools.thread_workers
-        self._process_limit = engine._pools.process_workers
+        self._tools = tools
+        self._pools = pools
+        self._timers = timers
+        self._thread_limit = pools.thread_workers
+        self._process_limit = pools.process_workers
         self.store = store
         self.store_error: Optional[StoreError] = None
         self.callback_error: Optional[Exception] = None  # first exception raised by on_event
@@ -712,151 +646,3 @@ def _explain_pickling(task: Task, attempt: _Attempt, error: BaseException) -> Ba
                           f"of tool '{task.tool}' ({error})")
     explained.__cause__ = error
     return explained
-
-
-class Engine:
-    """Owns the pools, the timer thread and the shared store across runs; a context manager.
-
-    ``Engine(tools, max_workers=None, process_workers=None, store="auto", start_method=None)``:
-    ``tools`` is a ``ToolRegistry`` or a dict of name -> callable; ``max_workers`` sizes the thread pool
-    (default 32: thread tools mostly wait on I/O); ``process_workers`` the process pool (default: the CPU
-    count). ``store`` is ``"auto"`` or ``"local"`` (a ``LocalStore`` per run), ``"manager"`` (one
-    ``ManagerStore`` for the engine, started on first use, cleared at each run), or an
-    ``ObservationStore`` instance. ``start_method`` is ``"forkserver"`` (default where available),
-    ``"spawn"``, or ``"fork"`` (only when asked: unsafe with threads). Pools start on first use; a
-    thread-only run starts no process. ``close()`` is idempotent.
-    """
-
-    def __init__(
-        self, tools: Tools, *, max_workers: Optional[int] = None, process_workers: Optional[int] = None,
-        store: Union[str, ObservationStore] = "auto", start_method: Optional[str] = None,
-    ) -> None:
-        if not isinstance(store, ObservationStore) and store not in ("auto", "local", "manager"):
-            raise ValueError(f"store must be 'auto', 'local', 'manager' or an ObservationStore, got {store!r}")
-        for name, value in (("max_workers", max_workers), ("process_workers", process_workers)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
-        self.tools = as_registry(tools)
-        self._pools = Pools(max_workers, process_workers, start_method)
-        self._timers = Timers()
-        self._store_choice = store
-        self._manager_store: Optional[ManagerStore] = None
-        self._lock = threading.Lock()
-        self._runs: List[Run] = []
-        self._closed = False
-
-    def __enter__(self) -> "Engine":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    def start(
-        self, tasks: Iterable[TaskLike] = (), *, on_event: Optional[Callable[[Event], None]] = None,
-        known: Optional[Mapping[int, Any]] = None,
-    ) -> Run:
-        """Start a run that tasks can be added to while it runs; ``close()`` it when all are added.
-
-        ``known`` maps indices of tasks finished earlier (a previous plan) to their observations, so new
-        tasks may refer to them. Raises ``RunClosedError`` when the engine is closed.
-        """
-        with self._lock:
-            if self._closed:
-                raise RunClosedError("the engine is closed; create a new Engine to run more tasks")
-            run = Run(self, self._store_for_run(), on_event=on_event, known=known)
-            self._runs = [r for r in self._runs if not r.done()] + [run]
-        tasks = list(tasks)
-        if tasks:
-            run.add_many(tasks)
-        return run
-
-    def run(
-        self, tasks: Union[str, Iterable[TaskLike]], *, timeout: Optional[float] = None,
-        on_event: Optional[Callable[[Event], None]] = None, known: Optional[Mapping[int, Any]] = None,
-    ) -> RunResult:
-        """Run a whole plan (plan text, ``Task``s or task dicts) and return its ``RunResult``.
-
-        The plan is validated first (``PlanError``, ``ToolCallError``: nothing runs). With ``timeout``,
-        a run still going after that many seconds is cancelled and ``RunTimeoutError`` raised, its
-        ``result`` attribute holding what was observed. ``KeyboardInterrupt`` cancels the run and is
-        re-raised as ``RunInterrupted`` carrying the partial result. If the observation store breaks
-        (a manager store's process died), the run stops and ``StoreError`` is raised, naming the tasks
-        that had not finished, with ``result`` attached.
-        """
-        batch = _as_tasks(tasks, known or {})
-        run = self.start(on_event=on_event, known=known)
-        try:
-            run.add_many(batch)
-            run.close()
-            result = run.wait(timeout)
-        except RunTimeoutError as err:
-            run.cancel()
-            err.result = run.wait()  # type: ignore[attr-defined]
-            raise
-        except KeyboardInterrupt:
-            run.cancel()
-            raise RunInterrupted(run.wait()) from None
-        if run.store_error is not None:
-            unfinished = sorted(i for i, f in result.failures.items() if f.kind == "cancelled")
-            err = StoreError(f"the run stopped: {run.store_error}; tasks {unfinished} had not finished")
-            err.result = result  # type: ignore[attr-defined]
-            raise err from run.store_error
-        return result
-
-    def cancel(self) -> None:
-        """Cancel every run in progress on this engine."""
-        with self._lock:
-            runs = list(self._runs)
-        for run in runs:
-            run.cancel()
-
-    def close(self) -> None:
-        """Cancel what still runs, stop the pools, the timer thread and the manager. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            runs, self._runs = self._runs, []
-        abandoned = False
-        for run in runs:
-            abandoned |= any(a.generation is None for a in run._attempts.values())
-            run.cancel()
-        self._timers.close()
-        self._pools.close(wait_threads=not abandoned)
-        if self._manager_store is not None:
-            self._manager_store.close()
-
-    def _store_for_run(self) -> ObservationStore:
-        choice = self._store_choice
-        if isinstance(choice, ObservationStore):
-            return choice
-        if choice == "manager":
-            if self._manager_store is None:
-                import multiprocessing
-
-                self._manager_store = ManagerStore(multiprocessing.get_context(self._pools.start_method))
-            self._manager_store.clear()
-            return self._manager_store
-        return LocalStore()
-
-
-def _as_tasks(tasks: Union[str, Iterable[TaskLike]], known: Mapping[int, Any]) -> List[Task]:
-    if isinstance(tasks, str):
-        return parse_plan(tasks, known=known)
-    return validate_tasks(tasks, known=known)
-
-
-def run_tasks(
-    tasks: Union[str, Iterable[TaskLike]], tools: Tools, *, max_workers: Optional[int] = None,
-    process_workers: Optional[int] = None, timeout: Optional[float] = None,
-    on_event: Optional[Callable[[Event], None]] = None, store: Union[str, ObservationStore] = "auto",
-) -> RunResult:
-    """Run a plan once on a fresh engine and shut everything down: the one-shot form of ``Engine.run``.
-
-    ``tasks``: plan text, ``Task``s, or dicts of the common form (``{"idx", "tool_name", "args",
-    "dependencies"}``). ``tools``: a ``ToolRegistry`` or a dict of name -> callable. Returns a
-    ``RunResult`` (``observations``, ``failures``, ``events``). Raises ``PlanError``/``ToolCallError``
-    before anything runs when the plan is invalid.
-    """
-    with Engine(tools, max_workers=max_workers, process_workers=process_workers, store=store) as engine:
-        return engine.run(tasks, timeout=timeout, on_event=on_event)

@@ -23,7 +23,7 @@ import os
 from typing import IO, TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 if TYPE_CHECKING:  # only a type: this module reads events by their fields and imports nothing else
-    from .scheduler import Event
+    from .results import Event
 
 __all__ = ["Span", "spans", "timeline", "chrome_trace", "write_chrome_trace", "serial_time", "makespan"]
 

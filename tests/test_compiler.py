@@ -16,7 +16,7 @@ from llmcompiler.compiler import (CompilerResult, JoinerDecision, LLMCompiler, p
 from llmcompiler.errors import (JoinerOutputError, LLMError, PlanSyntaxError, RunClosedError, ToolCallError,
                                 UnknownReferenceError)
 from llmcompiler.llm import ScriptedLLM, Usage
-from llmcompiler.scheduler import Engine
+from llmcompiler import Engine
 from llmcompiler.tools import ToolRegistry
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from llmcompiler import errors
 from llmcompiler.plan import Task
-from llmcompiler.scheduler import Engine, RunInterrupted, run_tasks
+from llmcompiler import Engine, RunInterrupted, run_tasks
 from llmcompiler.store import ManagerStore
 from llmcompiler.tools import ToolRegistry
 

@@ -11,7 +11,7 @@ import pytest
 
 from llmcompiler import errors
 from llmcompiler.plan import Task
-from llmcompiler.scheduler import Engine, RunResult, run_tasks
+from llmcompiler import Engine, RunResult, run_tasks
 from llmcompiler.tools import ToolRegistry
 
 WAIT = 30  # seconds: every wait in these tests is bounded

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from llmcompiler import trace
-from llmcompiler.scheduler import Engine, Event
+from llmcompiler import Engine, Event
 
 # Times are exact binary fractions, so the bar arithmetic below is exact.
 EVENTS = [
