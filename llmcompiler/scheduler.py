@@ -24,6 +24,7 @@ code never runs under the lock; callbacks of the caller (``on_event``) never run
     _attempts         idx -> the _Attempt running now; _tries, _breakages: counts per task (lock)
     _drainers         drainer loops alive; _starting: of those, not yet taking tasks (lock)
     _in_flight        process calls submitted and not yet settled (lock)
+    _tool_time        tool name -> moving average of its thread calls, to spot quick tools (lock)
     _failures         idx -> TaskFailure                              (lock)
     _events           every Event, in order                           (lock to append; readers copy)
     _outbox           drainer starts and process submissions decided under the lock, made by the
@@ -73,11 +74,14 @@ Tools = Union[ToolRegistry, Mapping[str, Any]]
 class _Attempt:
     """One try of one task (owned by the run's lock)."""
 
-    __slots__ = ("number", "token", "args", "kwargs", "generation", "timer", "expired", "stale")
+    __slots__ = ("number", "token", "args", "kwargs", "generation", "timer", "expired", "stale", "started",
+                 "took")
 
     def __init__(self, number: int, token: int, args: tuple, kwargs: dict) -> None:
         self.number, self.token, self.args, self.kwargs = number, token, args, kwargs
         self.generation: Any = None
+        self.started = 0.0
+        self.took: Optional[float] = None  # how long a thread call ran, once it returned
         self.timer: Optional[int] = None
         self.expired = False   # its timeout passed (a process worker is being killed)
         self.stale = False     # its outcome no longer matters (timed out, cancelled)
@@ -124,6 +128,7 @@ class Run:
         self._attempts: Dict[int, _Attempt] = {}
         self._tries: Dict[int, int] = {}
         self._breakages: Dict[int, int] = {}   # idx -> process pool breakages it was caught in
+        self._tool_time: Dict[str, float] = {}  # tool name -> moving average of a thread call (s)
         self._failures: Dict[int, TaskFailure] = {}
         self._events: List[Event] = []
         self._outbox: List[tuple] = []
@@ -297,10 +302,20 @@ class Run:
 
     # -- handing out ready tasks (under the lock) --------------------------------------------------
 
-    def _dispatch(self) -> None:
-        """Start drainers for ready thread tasks and queue ready process tasks for submission."""
-        spare = min(len(self._thread_ready) - self._starting, self._thread_limit - self._drainers)
-        for _ in range(max(0, spare)):
+    def _is_quick(self, idx: Optional[int]) -> bool:
+        """Whether task ``idx``'s tool usually returns sooner than a sleeping thread wakes up."""
+        return idx is not None and self._tool_time.get(self._tasks[idx].tool, 1.0) < _QUICK_CALL
+
+    def _dispatch(self, quick_in_hand: bool = False) -> None:
+        """Start drainers for ready thread tasks and queue ready process tasks for submission.
+
+        ``quick_in_hand``: the calling drainer is about to run a call that usually takes only
+        microseconds; it will be back for the next ready task before a woken thread would be."""
+        # Drainers are woken one at a time: a new one, once it has taken a task, wakes the next if
+        # tasks are still waiting. Tasks that finish at once are then run by the drainers already
+        # awake, instead of waking a thread per ready task that finds nothing left to do.
+        if self._thread_ready and not self._starting and not quick_in_hand \
+                and self._drainers < self._thread_limit:
             self._drainers += 1
             self._starting += 1
             self._outbox.append(("drain",))
@@ -344,7 +359,8 @@ class Run:
         number = self._tries.get(idx, 0) + 1
         self._tries[idx] = number
         attempt = self._attempts[idx] = _Attempt(number, next(_tokens), args, kwargs)
-        self._emit("started", idx, time.perf_counter(), worker)
+        attempt.started = time.perf_counter()
+        self._emit("started", idx, attempt.started, worker)
         return attempt
 
     def _release_slot(self, tool_name: str) -> None:
@@ -365,18 +381,21 @@ class Run:
         with self._lock:
             self._starting -= 1
             idx, attempt = self._take_thread_task(worker)
-        self._deliver()
+            self._dispatch(self._is_quick(idx))
+        self._flush()
         while attempt is not None:
             tool = self._tool_of[idx]
+            began = time.perf_counter()
             try:
                 outcome: Any = tool.func(*attempt.args, **attempt.kwargs)
                 error: Optional[BaseException] = None
             except BaseException as exc:  # the tool's failure becomes the task's record
                 outcome, error = None, exc
+            attempt.took = time.perf_counter() - began  # the call alone, not waiting for the lock
             with self._lock:
                 self._settle(idx, attempt, outcome, error, worker)
                 idx, attempt = self._take_thread_task(worker)
-                self._dispatch()
+                self._dispatch(self._is_quick(idx))
             self._flush()
 
     def _take_thread_task(self, worker: str) -> tuple:
@@ -522,6 +541,10 @@ class Run:
         if self._tool_of[idx].max_concurrency is not None:
             self._release_slot(task.tool)
         now = time.perf_counter()
+        if attempt.took is not None:  # a thread call: learn how long this tool takes
+            previous = self._tool_time.get(task.tool)
+            took = attempt.took
+            self._tool_time[task.tool] = took if previous is None else 0.75 * previous + 0.25 * took
         if error is None:
             self._observed[idx] = outcome
             self._emit("finished", idx, now, worker)
@@ -617,6 +640,9 @@ class Run:
                     self.callback_error = err
 
 
+# A thread call shorter than this (seconds) is run by a drainer already awake rather than by waking
+# another thread: waking one costs about as much, and many threads on tiny calls only contend.
+_QUICK_CALL = 50e-6
 _MAX_FREE_BREAKAGES = 3  # a task caught in this many pool breakages is failed, not resubmitted again
 _REQUEUED = object()  # marker: a process task caught in another worker's death was resubmitted
 
