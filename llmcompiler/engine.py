@@ -71,7 +71,8 @@ class Engine:
                 raise RunClosedError("the engine is closed; create a new Engine to run more tasks")
             run = Run(self.tools, self._pools, self._timers, self._store_for_run(),
                       on_event=on_event, known=known)
-            self._runs = [r for r in self._runs if not r.done()] + [run]
+            # Runs are kept while they go on, or while a call they abandoned still runs.
+            self._runs = [r for r in self._runs if not r.done() or r.abandoned_calls] + [run]
         tasks = list(tasks)
         if tasks:
             run.add_many(tasks)
@@ -118,16 +119,19 @@ class Engine:
             run.cancel()
 
     def close(self) -> None:
-        """Cancel what still runs, stop the pools, the timer thread and the manager. Idempotent."""
+        """Cancel what still runs, stop the pools, the timer thread and the manager. Idempotent.
+
+        Waits for the pool threads, except when a thread tool call was abandoned (timed out or
+        cancelled) and still runs: a thread cannot be stopped, so close then returns at once and that
+        thread exits when its call returns."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             runs, self._runs = self._runs, []
-        abandoned = False
         for run in runs:
-            abandoned |= any(a.generation is None for a in run._attempts.values())
             run.cancel()
+        abandoned = any(run.abandoned_calls for run in runs)
         self._timers.close()
         self._pools.close(wait_threads=not abandoned)
         if self._manager_store is not None:

@@ -24,6 +24,7 @@ code never runs under the lock; callbacks of the caller (``on_event``) never run
     _attempts         idx -> the _Attempt running now; _tries, _breakages: counts per task (lock)
     _drainers         drainer loops alive; _starting: of those, not yet taking tasks (lock)
     _in_flight        process calls submitted and not yet settled (lock)
+    _abandoned        thread calls timed out or cancelled but still running (lock)
     _tool_time        tool name -> moving average of its thread calls, to spot quick tools (lock)
     _failures         idx -> TaskFailure                              (lock)
     _events           every Event, in order                           (lock to append; readers copy)
@@ -135,6 +136,7 @@ class Run:
         self._drainers = 0        # drainer loops alive on the thread pool
         self._starting = 0        # of those, submitted but not yet taking tasks
         self._in_flight = 0       # process tasks submitted and not yet settled
+        self._abandoned = 0       # thread calls still running whose outcome no longer counts
         self._closed = False
         self._cancelled = False
         self._over = False
@@ -206,6 +208,13 @@ class Run:
     def done(self) -> bool:
         """Whether the run is over."""
         return self._over
+
+    @property
+    def abandoned_calls(self) -> int:
+        """Thread tool calls still running though their outcome no longer counts (timed out or
+        cancelled: a thread cannot be stopped). Their threads return to the pool when they finish."""
+        with self._lock:
+            return self._abandoned
 
     def result(self) -> RunResult:
         """The result so far (complete once the run is over)."""
@@ -441,6 +450,10 @@ class Run:
 
     def _submit_process(self, idx: int, attempt: _Attempt) -> None:
         tool = self._tool_of[idx]
+        with self._lock:
+            if attempt.stale:  # cancelled between the decision and now: never send it
+                self._in_flight -= 1
+                return
         for _ in range(2):  # once more on a fresh pool if this one broke just now
             try:
                 generation, future = self._pools.submit_process(
@@ -520,6 +533,7 @@ class Run:
             if attempt.generation is None:  # a thread: it cannot be stopped, only abandoned
                 self._settle(idx, attempt, None, error, None)
                 attempt.stale = True
+                self._abandoned += 1
                 self._dispatch()
                 kill = None
             else:
@@ -535,6 +549,8 @@ class Run:
                 worker: Optional[str]) -> None:
         """Record an attempt's outcome: observe and release dependents, retry, or fail and skip."""
         if self._attempts.get(idx) is not attempt or attempt.stale:
+            if attempt.stale and attempt.took is not None:
+                self._abandoned -= 1  # an abandoned thread call came back at last
             return  # timed out, cancelled or superseded: this outcome no longer counts
         del self._attempts[idx]
         if attempt.timer is not None:
@@ -599,8 +615,10 @@ class Run:
         caller's ``cancel()`` (for example, the engine was closed under the run)."""
         if self._over:
             return
-        for attempt in self._attempts.values():
+        for idx, attempt in self._attempts.items():
             attempt.stale = True
+            if self._tool_of[idx].executor == "thread":
+                self._abandoned += 1
         self._attempts.clear()
         self._thread_ready.clear()
         self._process_ready.clear()
