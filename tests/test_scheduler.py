@@ -381,3 +381,12 @@ def test_close_does_not_wait_for_an_abandoned_thread_call():
         assert time.monotonic() - started < WAIT / 3
     finally:
         release.set()  # the abandoned call returns; its thread then exits (checked by no_leaks)
+
+
+def test_a_run_leaves_no_thread_behind():
+    before = set(threading.enumerate())
+    failing = {"ok": lambda: 1, "bad": lambda: 1 / 0}
+    run_tasks([Task(1, "ok"), Task(2, "bad"), Task(3, "ok")], failing, timeout=WAIT)
+    with Engine(failing) as engine:
+        engine.run([Task(1, "ok")], timeout=WAIT)
+    assert set(threading.enumerate()) == before
