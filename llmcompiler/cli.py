@@ -29,12 +29,13 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from . import trace
-from .compiler import CompilerResult, LLMCompiler, Round
+from .compiler import CompilerResult, LLMCompiler
 from .errors import LLMCompilerError, PlanError, ToolCallError, ToolDefinitionError
 from .llm import OpenAIChat
 from .plan import Task, call_text, parse_plan
 from .engine import Engine
 from .results import RunInterrupted, RunResult
+from .rounds import Round
 from .tools import ToolRegistry
 
 __all__ = ["main", "build_parser"]

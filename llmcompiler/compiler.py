@@ -1,5 +1,9 @@
 """The LLMCompiler loop: planner -> scheduler -> joiner -> replan.
 
+This module owns the loop (``LLMCompiler``), what it returns (``CompilerResult``, ``Timings``) and
+the token-usage meter. What the models are told and how the joiner's answer is read are in
+``prompts``; the record kept per round (``Round``, ``JoinerDecision``) is in ``rounds``.
+
 Design
 ------
 ``LLMCompiler.run(question)`` answers a question in *rounds*. In each round:
@@ -46,20 +50,21 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from .errors import (JoinerOutputError, LLMCompilerError, PlanError, RunClosedError, RunTimeoutError,
-                     ToolCallError, UnknownReferenceError)
+from .errors import (LLMCompilerError, PlanError, RunClosedError, RunTimeoutError, ToolCallError,
+                     UnknownReferenceError)
 from .llm import LLM, Usage
-from .plan import END_OF_PLAN, PlanParser, Task, call_text
+from .plan import PlanParser, Task
 from .engine import Engine
+from .prompts import joiner_messages, parse_joiner_output, planner_messages
 from .results import Event, RunResult, TaskFailure
+from .rounds import JoinerDecision, Round
 from .scheduler import Run
 from .tools import ToolRegistry, as_registry
 
-__all__ = ["LLMCompiler", "CompilerResult", "Round", "Timings", "JoinerDecision", "parse_joiner_output",
-           "planner_messages", "joiner_messages"]
+__all__ = ["LLMCompiler", "CompilerResult", "Timings"]
 
 # After the plan ended, at most this many more chunks are read (for the usage report a server sends
 # last); a model that rambles on past <END_OF_PLAN> is cut off there.
@@ -67,15 +72,6 @@ _DRAIN_CHUNKS = 64
 
 
 # -- results -----------------------------------------------------------------------------------------
-
-
-class JoinerDecision(NamedTuple):
-    """The joiner's answer, parsed: ``action`` is ``"finish"`` or ``"replan"``; ``text`` is the answer
-    or the reason; ``thought`` the text before the action (None when there is none)."""
-
-    action: str
-    text: str
-    thought: Optional[str] = None
 
 
 @dataclass
@@ -87,42 +83,6 @@ class Timings:
     joining: float = 0.0
     overlap: float = 0.0
     total: float = 0.0
-
-
-@dataclass
-class Round:
-    """One plan, its run and the joiner's verdict. Times are ``time.perf_counter()`` values.
-
-    ``plan`` is the planner's text as received until the plan ended; ``tasks`` the tasks added to the
-    run, in order; ``parsed_at`` when each was added. ``plan_error`` is the PlanError or ToolCallError
-    that stopped reading the plan, if any. ``decision`` is the joiner's parsed answer (None when the
-    joiner was not asked); ``replan_reason`` why another plan was wanted (None when the round ended
-    with an answer).
-    """
-
-    number: int
-    first_index: int
-    plan: str = ""
-    tasks: List[Task] = field(default_factory=list)
-    parsed_at: Dict[int, float] = field(default_factory=dict)
-    plan_error: Optional[LLMCompilerError] = None
-    result: Optional[RunResult] = None
-    joiner: Optional[str] = None
-    decision: Optional[JoinerDecision] = None
-    replan_reason: Optional[str] = None
-    planning_started: float = 0.0
-    planning_finished: float = 0.0
-    joining_started: Optional[float] = None
-    joining_finished: Optional[float] = None
-
-    @property
-    def execution(self) -> Optional[tuple]:
-        """``(first task start, last task end)`` of this round, or None when no task started."""
-        starts = [e.time for e in self.result.events if e.kind == "started"] if self.result else []
-        if not starts:
-            return None
-        ends = [e.time for e in self.result.events if e.kind in ("finished", "failed", "cancelled")]
-        return min(starts), max(ends + starts)
 
 
 @dataclass
@@ -177,187 +137,6 @@ class CompilerResult:
         return found
 
 
-# -- prompts -----------------------------------------------------------------------------------------
-
-PLANNER_SYSTEM = """\
-You plan tool calls that gather what is needed to answer a question. The calls run in parallel as \
-soon as their inputs are ready, so make independent calls separate tasks and link tasks only when one \
-needs another's output.
-
-Tools:
-{tools}
-
-Plan format:
-- One task per line: `<n>. tool(arguments)`, for example `2. search("population of Paris")`.
-- Arguments are literals only: strings, numbers, True, False, None, lists, tuples and dicts. No \
-variables, expressions or nested calls.
-- `$N` stands for the output of task N, which must come earlier: alone as a whole argument \
-(`tool($1)`) or inside a string (`"compare $1 with $2"`).
-- A `Thought: ...` line before a task may explain it.
-- Number the tasks in order from the number you are told to start at; never reuse a number.
-- End the plan with the line `join()<END_OF_PLAN>`.
-- Use only the tools listed above; the examples below use made-up tools.
-
-Example:
-Question: How many times taller is Mount Everest than the Eiffel Tower?
-Start numbering at 1.
-Thought: Both heights can be looked up at the same time.
-1. search("height of Mount Everest")
-2. search("height of the Eiffel Tower")
-Thought: Divide them once both are known.
-3. math("Mount Everest's height divided by the Eiffel Tower's height", context=[$1, $2])
-join()<END_OF_PLAN>
-
-Example of a new plan, after tasks 1-3 above ran and task 2 failed:
-Start numbering at 4.
-Thought: Task 1 already gave Mount Everest's height; search again for the tower only.
-4. search("Eiffel Tower height in metres")
-5. math("Mount Everest's height divided by the Eiffel Tower's height", context=[$1, $4])
-join()<END_OF_PLAN>"""
-
-JOINER_SYSTEM = """\
-Tools were called to answer a question. Read what they returned, then either answer the question or \
-ask for a new plan of tool calls.
-
-Reply in this form:
-Thought: <your reasoning about the results>
-Action: Finish(<the answer to the question>)
-
-or, when the results are not enough and more tool calls could get what is missing:
-Thought: <your reasoning>
-Action: Replan(<what is missing or went wrong, for the planner>)
-
-Write exactly one Action. Do not state facts the results do not support.
-
-Example:
-Question: How many times taller is Mount Everest than the Eiffel Tower?
-1. search('height of Mount Everest') -> Mount Everest is 8,849 m tall.
-2. search('height of the Eiffel Tower') -> The Eiffel Tower is 330 m tall.
-3. math(...) -> 26.8
-Thought: Everest is 8,849 m and the tower 330 m, a ratio of 26.8.
-Action: Finish(Mount Everest is about 26.8 times taller than the Eiffel Tower (8,849 m against 330 m).)"""
-
-_LAST_ROUND = ("No new plan is possible now: answer with Action: Finish(...) from what is known, and "
-               "say what could not be found.")
-
-
-def _shorten(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters)"
-
-
-def _plan_body(text: str) -> str:
-    end = text.find(END_OF_PLAN)
-    return (text if end < 0 else text[:end]).strip()
-
-
-def _round_text(round_: Round, limit: int, with_plan: bool) -> str:
-    """One round for a prompt: the plan (optionally), each task's outcome, and why it was cut short."""
-    lines = [f"Plan {round_.number}:"]
-    if with_plan:
-        lines += [_plan_body(round_.plan) or "(empty)", f"Results of plan {round_.number}:"]
-    result = round_.result
-    for task in round_.tasks:
-        if result is not None and task.idx in result.observations:
-            outcome = f"-> {_shorten(str(result.observations[task.idx]), limit)}"
-        elif result is not None and task.idx in result.failures:
-            failure = result.failures[task.idx]
-            outcome = f"{failure.kind}: " + _shorten(_failure_text(failure), limit)
-        else:
-            outcome = "(no result)"
-        lines.append(f"{task.idx}. {call_text(task)} {outcome}")
-    if not round_.tasks:
-        lines.append("(no tasks ran)")
-    if round_.plan_error is not None:
-        lines.append(f"The plan was cut short by an error: {round_.plan_error}")
-    if round_.replan_reason is not None:
-        lines.append(f"Why a new plan was needed: {round_.replan_reason}")
-    return "\n".join(lines)
-
-
-def _failure_text(failure: TaskFailure) -> str:
-    if failure.kind == "skipped":
-        return f"it depends on task {failure.cause}, which did not finish"
-    if failure.kind == "cancelled":
-        return failure.message or "it was cancelled"
-    return f"{failure.error_type}: {failure.message}"
-
-
-def planner_messages(tools: ToolRegistry, question: str, rounds: Sequence[Round], first_index: int,
-                     observation_limit: int = 2000) -> List[dict]:
-    """The planner's chat messages: the system prompt (tools, format, examples, rules) and the
-    question, with every earlier round and the number to start at."""
-    system = PLANNER_SYSTEM.format(tools=tools.describe() or "(none)")
-    if not rounds:
-        user = f"Question: {question}\nStart numbering at {first_index}."
-    else:
-        history = "\n\n".join(_round_text(round_, observation_limit, True) for round_ in rounds)
-        user = (f"Question: {question}\n\nEarlier plans and what their tasks returned. Those tasks are "
-                f"done: refer to their outputs with $N rather than running them again.\n\n{history}\n\n"
-                f"Write a new plan for what is still missing. Start numbering at {first_index}.")
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
-def joiner_messages(question: str, rounds: Sequence[Round], last: bool,
-                    observation_limit: int = 2000) -> List[dict]:
-    """The joiner's chat messages: the reply format, the question, every plan's results, and (when
-    ``last``) the instruction to finish."""
-    history = "\n\n".join(_round_text(round_, observation_limit, False) for round_ in rounds)
-    user = f"Question: {question}\n\n{history}"
-    if last:
-        user += f"\n\n{_LAST_ROUND}"
-    return [{"role": "system", "content": JOINER_SYSTEM}, {"role": "user", "content": user}]
-
-
-# -- the joiner's answer -----------------------------------------------------------------------------
-
-_ACTION = re.compile(r"action\s*:\s*(finish|replan)\s*\(", re.IGNORECASE)
-_BARE_ACTION = re.compile(r"^[ \t]*(finish|replan)[ \t]*\(", re.IGNORECASE | re.MULTILINE)
-_NEXT_SECTION = re.compile(r"^[ \t]*(?:thought|action)[ \t]*:", re.IGNORECASE | re.MULTILINE)
-_THOUGHT = re.compile(r"thought\s*:", re.IGNORECASE)
-
-
-def parse_joiner_output(text: str, *, lenient: bool = False) -> JoinerDecision:
-    """Parse ``Thought: ...`` / ``Action: Finish(answer)`` or ``Action: Replan(reason)``.
-
-    Tolerant: "Action:" in any case and spacing, or left out when the line starts with Finish/Replan;
-    the thought is optional; the answer may span lines. The action's text runs from after
-    ``Finish(`` to the last ``)`` before the next ``Thought:``/``Action:`` line (or the end), so nested
-    parentheses are kept; surrounding whitespace is stripped. The first action counts.
-
-    Raises ``JoinerOutputError`` (with the raw ``text``) when there is no action or its ``(`` is never
-    closed. With ``lenient``, such text is taken whole as the final answer instead.
-    """
-    match = _ACTION.search(text) or _BARE_ACTION.search(text)
-    if match is None:
-        if lenient and text.strip():
-            return JoinerDecision("finish", text.strip(), None)
-        raise JoinerOutputError(f"the joiner's answer has neither 'Action: Finish(...)' nor 'Action: "
-                                f"Replan(...)': {_shown(text)}", text=text)
-    action = match.group(1).lower()
-    following = _NEXT_SECTION.search(text, match.end())
-    body = text[match.end():following.start() if following else len(text)]
-    close = body.rfind(")")
-    if close < 0:
-        if not lenient:
-            raise JoinerOutputError(f"the joiner's {match.group(1)}( is never closed with ')': "
-                                    f"{_shown(text)}", text=text)
-        close = len(body)
-    return JoinerDecision(action, body[:close].strip(), _thought(text[:match.start()]))
-
-
-def _thought(before: str) -> Optional[str]:
-    labels = list(_THOUGHT.finditer(before))
-    thought = before[labels[-1].end():] if labels else before
-    return thought.strip() or None
-
-
-def _shown(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
 # -- token usage -------------------------------------------------------------------------------------
 
 
@@ -404,23 +183,6 @@ def _close(stream: Iterator[str]) -> None:
 
 
 _LINE_PIECES = re.compile(r"[^\n]*\n|[^\n]+")
-
-
-class _GuardedCallback:
-    """Calls the caller's ``on_event``, keeping its first exception instead of raising it on a worker
-    thread (where it would stop the scheduler's drainer and stall the run); the compiler re-raises it
-    once the run is over. Later events are then not passed on."""
-
-    def __init__(self, callback: Callable[[Event], None]):
-        self._callback = callback
-        self.error: Optional[Exception] = None
-
-    def __call__(self, event: Event) -> None:
-        if self.error is None:
-            try:
-                self._callback(event)
-            except Exception as error:  # kept, and re-raised in the caller's thread
-                self.error = error
 
 
 # -- the loop ----------------------------------------------------------------------------------------
@@ -541,16 +303,15 @@ class LLMCompiler:
         failed = {idx for round_ in rounds for idx in round_.result.failures}
         round_ = Round(number, max(earlier, default=0) + 1)
         messages = planner_messages(self.tools, question, rounds, round_.first_index, self.observation_limit)
-        guarded = _GuardedCallback(on_event) if on_event is not None else None
-        run = self.engine.start(on_event=guarded, known=known)
+        run = self.engine.start(on_event=on_event, known=known)
         try:
             self._stream_plan(messages, run, round_, earlier, failed, meter, on_task)
+            # Once the run is over, wait() re-raises the first exception on_event raised (the run went
+            # on without the callback); cancelling a run that is over does nothing.
             round_.result = self._wait(run)
         except BaseException:
             run.cancel()  # a model error or an interrupt: nothing of this run may go on running
             raise
-        if guarded is not None and guarded.error is not None:
-            raise guarded.error
         return round_
 
     def _stream_plan(self, messages: List[dict], run: Run, round_: Round, earlier: set, failed: set,

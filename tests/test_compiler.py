@@ -11,11 +11,12 @@ import time
 
 import pytest
 
-from llmcompiler.compiler import (CompilerResult, JoinerDecision, LLMCompiler, parse_joiner_output,
-                                  planner_messages)
+from llmcompiler.compiler import CompilerResult, LLMCompiler
 from llmcompiler.errors import (JoinerOutputError, LLMError, PlanSyntaxError, RunClosedError, ToolCallError,
                                 UnknownReferenceError)
 from llmcompiler.llm import ScriptedLLM, Usage
+from llmcompiler.prompts import parse_joiner_output, planner_messages
+from llmcompiler.rounds import JoinerDecision
 from llmcompiler import Engine
 from llmcompiler.tools import ToolRegistry
 
