@@ -73,32 +73,31 @@ def chain(config: Config) -> Workload:
 def fan_out(config: Config) -> Workload:
     """2. 50 parallel 20 ms sleeps, then one task over all 50; 50 workers for both."""
     width, step = 50, 0.020
-    tasks = plans.fan_out_in(width, step)
-    workload = Workload("fanout", f"{width} x sleep({step * 1e3:g} ms) -> gather(all {width})",
-                        {"width": width, "sleep_s": step, "max_workers": width})
-    with Engine(THREAD_TOOLS, max_workers=width) as engine:
-        samples = alternate([
-            Variant("ours", lambda: {"makespan": run_ours(engine, tasks).seconds}),
-            Variant("baseline", lambda: {"makespan": run_baseline(
-                tasks, THREAD_TOOLS, max_workers=width, limit=SAFETY_LIMIT)}),
-        ], config.reps)
-    workload.rows = _latency_rows(samples, step, Target("<=", 3.0, "<= 3 ms"))
-    return workload
+    return _latency_workload(
+        config, Workload("fanout", f"{width} x sleep({step * 1e3:g} ms) -> gather(all {width})",
+                         {"width": width, "sleep_s": step, "max_workers": width}),
+        plans.fan_out_in(width, step), width, step, Target("<=", 3.0, "<= 3 ms"))
 
 
 def layers(config: Config) -> Workload:
     """3. 5 layers of 8 sleeps of 5 ms, each task on every task of the layer before; 8 workers."""
     depth, width, step = 5, 8, 0.005
-    tasks = plans.layers(depth, width, step)
-    workload = Workload("layers", f"{depth} layers x {width} sleep({step * 1e3:g} ms), all-to-all",
-                        {"depth": depth, "width": width, "sleep_s": step, "max_workers": width})
-    with Engine(THREAD_TOOLS, max_workers=width) as engine:
+    return _latency_workload(
+        config, Workload("layers", f"{depth} layers x {width} sleep({step * 1e3:g} ms), all-to-all",
+                         {"depth": depth, "width": width, "sleep_s": step, "max_workers": width}),
+        plans.layers(depth, width, step), width, depth * step, Target("<=", 2.5, "<= 2.5 ms"))
+
+
+def _latency_workload(config: Config, workload: Workload, tasks: Any, workers: int, ideal: float,
+                      target: Target) -> Workload:
+    """Ours and the baseline on the same plan and worker count, alternating; makespan over ``ideal``."""
+    with Engine(THREAD_TOOLS, max_workers=workers) as engine:
         samples = alternate([
             Variant("ours", lambda: {"makespan": run_ours(engine, tasks).seconds}),
             Variant("baseline", lambda: {"makespan": run_baseline(
-                tasks, THREAD_TOOLS, max_workers=width, limit=SAFETY_LIMIT)}),
+                tasks, THREAD_TOOLS, max_workers=workers, limit=SAFETY_LIMIT)}),
         ], config.reps)
-    workload.rows = _latency_rows(samples, depth * step, Target("<=", 2.5, "<= 2.5 ms"))
+    workload.rows = _latency_rows(samples, ideal, target)
     return workload
 
 
