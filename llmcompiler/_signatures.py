@@ -107,11 +107,18 @@ def type_hints(func: Any, unwrap: Callable[[Any], Any] = _same) -> Dict[str, Any
 
 
 def _eval_annotation(value: Any, namespace: Dict[str, Any]) -> Any:
+    """One annotation resolved by ``typing.get_type_hints`` (the tool author's own code, never plan
+    text), or left as written when it cannot be."""
     if not isinstance(value, str):
         return value
+
+    def holder() -> None:
+        """Carries the one annotation to resolve."""
+
+    holder.__annotations__ = {"value": value}
     try:
-        return eval(value, namespace)  # what get_type_hints does, one annotation at a time
-    except Exception:
+        return typing.get_type_hints(holder, globalns=namespace)["value"]
+    except Exception:  # an unknown name: keep the text
         return value
 
 
