@@ -26,6 +26,7 @@ code never runs under the lock; callbacks of the caller (``on_event``) never run
     _in_flight        process calls submitted and not yet settled (lock)
     _abandoned        thread calls timed out or cancelled but still running (lock)
     _tool_time        tool name -> moving average of its thread calls, to spot quick tools (lock)
+    _taken, _watching tasks started so far; whether a stall watch is armed (lock)
     _failures         idx -> TaskFailure                              (lock)
     _events           every Event, in order                           (lock to append; readers copy)
     _outbox           drainer starts and process submissions decided under the lock, made by the
@@ -130,6 +131,8 @@ class Run:
         self._tries: Dict[int, int] = {}
         self._breakages: Dict[int, int] = {}   # idx -> process pool breakages it was caught in
         self._tool_time: Dict[str, float] = {}  # tool name -> moving average of a thread call (s)
+        self._taken = 0            # tasks started so far, to tell a stall from progress
+        self._watching = False     # a stall watch is armed
         self._failures: Dict[int, TaskFailure] = {}
         self._events: List[Event] = []
         self._outbox: List[tuple] = []
@@ -312,8 +315,25 @@ class Run:
     # -- handing out ready tasks (under the lock) --------------------------------------------------
 
     def _is_quick(self, idx: Optional[int]) -> bool:
-        """Whether task ``idx``'s tool usually returns sooner than a sleeping thread wakes up."""
-        return idx is not None and self._tool_time.get(self._tasks[idx].tool, 1.0) < _QUICK_CALL
+        """Whether task ``idx``'s tool usually returns sooner than a sleeping thread wakes up.
+
+        When it is and other tasks are waiting, a stall watch is armed (at most one at a time): a
+        usually quick call that blocks this once must not hold the waiting tasks back."""
+        if idx is None or self._tool_time.get(self._tasks[idx].tool, 1.0) >= _QUICK_CALL:
+            return False
+        if self._thread_ready and not self._watching:
+            self._watching = True
+            self._timers.schedule(time.monotonic() + _STALL, partial(self._watch, self._taken))
+        return True
+
+    def _watch(self, taken: int) -> None:
+        """Timer callback: if no task was taken since the watch was armed while tasks were waiting,
+        every awake drainer is stuck in a call: wake another one."""
+        with self._lock:
+            self._watching = False
+            if self._taken == taken and not self._cancelled:
+                self._dispatch()
+        self._flush()
 
     def _dispatch(self, quick_in_hand: bool = False) -> None:
         """Start drainers for ready thread tasks and queue ready process tasks for submission.
@@ -368,6 +388,7 @@ class Run:
             return None
         number = self._tries.get(idx, 0) + 1
         self._tries[idx] = number
+        self._taken += 1
         attempt = self._attempts[idx] = _Attempt(number, next(_tokens), args, kwargs)
         attempt.started = time.perf_counter()
         self._emit("started", idx, attempt.started, worker)
@@ -663,6 +684,8 @@ class Run:
 # A thread call shorter than this (seconds) is run by a drainer already awake rather than by waking
 # another thread: waking one costs about as much, and many threads on tiny calls only contend.
 _QUICK_CALL = 50e-6
+# How long tasks may wait behind "quick" calls that did not come back before another drainer is woken.
+_STALL = 1e-3
 _PROCESS_QUEUE_DEPTH = 8
 _MAX_FREE_BREAKAGES = 3  # a task caught in this many pool breakages is failed, not resubmitted again
 _REQUEUED = object()  # marker: a process task caught in another worker's death was resubmitted

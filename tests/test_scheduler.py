@@ -390,3 +390,21 @@ def test_a_run_leaves_no_thread_behind():
     with Engine(failing) as engine:
         engine.run([Task(1, "ok")], timeout=WAIT)
     assert set(threading.enumerate()) == before
+
+
+def test_a_usually_quick_tool_that_blocks_does_not_hold_back_waiting_tasks():
+    released = threading.Event()
+
+    def call(kind, *after):
+        if kind == "block":  # quick every time before: now it waits for the task queued behind it
+            return released.wait(WAIT)
+        if kind == "release":
+            released.set()
+        return kind
+
+    plan = [Task(1, "call", ("quick",))] + [Task(i, "call", ("quick", f"${i - 1}")) for i in range(2, 41)]
+    plan += [Task(41, "call", ("block", "$40")), Task(42, "call", ("release", "$40"))]
+    started = time.monotonic()
+    result = run_tasks(plan, {"call": call}, max_workers=4, timeout=WAIT)
+    assert time.monotonic() - started < WAIT / 3
+    assert result.observations[41] is True and result.observations[42] == "release"
