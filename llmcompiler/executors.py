@@ -97,7 +97,12 @@ class ProcessGeneration:
     def dead_tokens(self) -> set:
         """Tokens of the tasks whose worker process has exited (computed once, at the first ask)."""
         if self.culprits is None:
-            exited = {pid for pid, proc in list(self.pool._processes.items()) if proc.exitcode is not None}
+            # Read while the pool fails its futures, before it terminates the surviving workers
+            # (SIGTERM); a worker the pool itself terminated is never a culprit. ``_processes`` is
+            # private to concurrent.futures but has kept its meaning since Python 3.3.
+            terminated = -getattr(signal, "SIGTERM", 15)
+            exited = {pid for pid, proc in list(self.pool._processes.items())
+                      if proc.exitcode is not None and proc.exitcode != terminated}
             self.culprits = {
                 token for slot, token in enumerate(self.running) if token and self.pids[slot] in exited
             }
