@@ -101,6 +101,12 @@ def _latency_workload(config: Config, workload: Workload, tasks: Any, workers: i
     return workload
 
 
+def _hanging_baseline(tasks: Any, limit: float) -> Variant:
+    """The baseline on a plan where it hangs: default workers, a time limit, no warm-up run."""
+    return Variant("baseline", lambda: {"makespan": run_baseline(tasks, THREAD_TOOLS, limit=limit)},
+                   warm=False)
+
+
 def _event_time(result: Any, kind: str, task: int) -> float:
     for event in result.events:
         if event.kind == kind and event.task == task:
@@ -122,11 +128,7 @@ def head_of_line(config: Config) -> Workload:
                 "after": run.ended - _event_time(run.result, "finished", waiters + 1)}
 
     with Engine(THREAD_TOOLS) as engine:
-        samples = alternate([
-            Variant("ours", ours),
-            Variant("baseline", lambda: {"makespan": run_baseline(tasks, THREAD_TOOLS, limit=limit)},
-                    warm=False),
-        ], config.reps)
+        samples = alternate([Variant("ours", ours), _hanging_baseline(tasks, limit)], config.reps)
     makespan = Row("ours: Engine.run (warm)", "ms", scaled(samples["ours"]["makespan"], "ms"))
     after = Row(f"ours: returned after task {waiters + 1} done", "ms", scaled(samples["ours"]["after"], "ms"),
                 target=Target("<", 5.0, "< 5 ms"))
@@ -154,11 +156,7 @@ def failure(config: Config) -> Workload:
         return {"events": max(skipped) - failed, "returned": run.ended - raised_at()}
 
     with Engine(THREAD_TOOLS) as engine:
-        samples = alternate([
-            Variant("ours", ours),
-            Variant("baseline", lambda: {"makespan": run_baseline(tasks, THREAD_TOOLS, limit=limit)},
-                    warm=False),
-        ], config.reps)
+        samples = alternate([Variant("ours", ours), _hanging_baseline(tasks, limit)], config.reps)
     events = Row("ours: failed -> last skipped (events)", "us", scaled(samples["ours"]["events"], "us"),
                  target=Target("<", 1000.0, "< 1 ms"))
     returned = Row("ours: tool raised -> run returned", "us", scaled(samples["ours"]["returned"], "us"),
