@@ -17,6 +17,7 @@ The tree, and who raises what:
         TaskTimeoutError (TimeoutError)      a task ran past its tool's timeout (kept in its TaskFailure)
         WorkerDiedError                      the worker process running a task died (in its TaskFailure)
         StoreError                           the observation store failed (e.g. its manager died)
+    RenderError (ValueError)               a value's own __str__ failed where its exact text was needed
       LLMError (RuntimeError)              talking to a language model failed
         LLMConnectionError (ConnectionError)
         LLMHTTPError                         the server answered with an HTTP error status
@@ -52,6 +53,7 @@ __all__ = [
     "LLMHTTPError",
     "LLMTimeoutError",
     "JoinerOutputError",
+    "RenderError",
 ]
 
 
@@ -207,3 +209,12 @@ class JoinerOutputError(LLMError, ValueError):
     def __init__(self, message: str, *, text: str):
         super().__init__(message)
         self.text = text
+
+
+class RenderError(LLMCompilerError, ValueError):
+    """A value could not be turned into its exact text (its ``__str__`` raised), e.g. while filling
+    ``"... $1 ..."`` into a string argument. ``value_type`` names the value's type."""
+
+    def __init__(self, message: str, *, value_type: str = ""):
+        super().__init__(message)
+        self.value_type = value_type
