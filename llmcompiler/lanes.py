@@ -125,6 +125,7 @@ class ThreadLane:
                 run.serve_thread_task(self, worker)
             except Exception:  # a run's own code failed outside a task: never lose the worker
                 log.exception("llmcompiler: a run failed while serving a thread task")
+            del run  # an idle worker must not keep a finished run alive
 
     @property
     def threads(self) -> int:
