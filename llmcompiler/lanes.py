@@ -44,13 +44,14 @@ class ThreadLane:
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
         self._runs: Deque[Any] = deque()  # runs with ready thread tasks, in turn order
-        self._queued: set = set()         # the runs in _runs (each at most once)
+        self.queued: set = set()          # the runs in _runs (each at most once); read as a hint
         self._threads: List[threading.Thread] = []
         self._idle = 0                    # workers waiting for work
         self._waking = 0                  # workers notified or started, not yet back for work
-        self._taken = 0                   # turns served so far: the stall watch compares it
+        self.calls = 0                    # thread calls started so far, counted by the runs without
+                                          # the lock: only "did it change" is ever asked of it
         self._busy: set = set()           # names of the workers serving a run now
-        self._watching = False
+        self.watching = False
         self._closed = False
 
     def offer(self, run: Any, wake: bool) -> None:
@@ -59,8 +60,8 @@ class ThreadLane:
         with self._lock:
             if self._closed:
                 return
-            if run not in self._queued:
-                self._queued.add(run)
+            if run not in self.queued:
+                self.queued.add(run)
                 self._runs.append(run)
             if wake:
                 self._wake()
@@ -70,11 +71,16 @@ class ThreadLane:
         the call in hand usually takes microseconds, only arm the stall watch."""
         with self._lock:
             if quick_in_hand:
-                if not self._watching and not self._closed:
-                    self._watching = True
-                    self._timers.schedule(time.monotonic() + STALL, self._watch_for(self._taken))
+                if not self.watching and not self._closed:
+                    self.watching = True
+                    self._timers.schedule(time.monotonic() + STALL, self._watch_for(self.calls))
             else:
                 self._wake()
+
+    def others_waiting(self, run: Any) -> bool:
+        """Whether a run other than ``run`` waits for a turn (a hint, read without the lock)."""
+        runs = self._runs
+        return bool(runs) and (len(runs) > 1 or runs[0] is not run)
 
     def _wake(self) -> None:
         """Under the lock: one more worker comes for work, unless one is on its way already."""
@@ -90,42 +96,54 @@ class ThreadLane:
             self._threads.append(thread)
             thread.start()
 
-    def _watch_for(self, taken: int) -> Any:
+    def _watch_for(self, calls: int) -> Any:
         def watch() -> None:
             with self._lock:
-                self._watching = False
-                if self._taken == taken:  # no task was taken since: every awake worker is stuck
+                self.watching = False
+                if self.calls == calls:  # no call started since: every awake worker is stuck
                     self._wake()
         return watch
 
     def _loop(self) -> None:
         worker = threading.current_thread().name
         woken = True
+        quick = False  # the last call this worker ran took microseconds
+        seen = mine = 0  # calls of the whole lane when this worker's last turn began; its own since
         while True:
             with self._lock:
                 self._busy.discard(worker)
                 if woken:
                     self._waking -= 1
                     woken = False
+                # Two workers trading microsecond calls only contend: once another worker has made
+                # progress since this one's last turn, this one steps back (the stall watch brings it
+                # back if every awake worker gets stuck).
+                if quick and self.calls - seen > mine and self._busy:
+                    self._idle_until_woken()
                 while not self._runs:
                     if self._closed:
                         return
-                    self._idle += 1
-                    self._work.wait()
-                    self._idle -= 1
-                    if self._waking:
-                        self._waking -= 1
+                    self._idle_until_woken()
                 if self._closed:
                     return
                 run = self._runs.popleft()
-                self._queued.discard(run)
-                self._taken += 1
+                self.queued.discard(run)
+                seen = self.calls
                 self._busy.add(worker)
             try:
-                run.serve_thread_task(self, worker)
+                quick, mine = run.serve_thread_task(self, worker)
             except Exception:  # a run's own code failed outside a task: never lose the worker
                 log.exception("llmcompiler: a run failed while serving a thread task")
+                quick, mine = False, 0
             del run  # an idle worker must not keep a finished run alive
+
+    def _idle_until_woken(self) -> None:
+        """Under the lock: wait until notified (by _wake) or closed."""
+        self._idle += 1
+        self._work.wait()
+        self._idle -= 1
+        if self._waking:
+            self._waking -= 1
 
     @property
     def threads(self) -> int:
@@ -138,7 +156,7 @@ class ThreadLane:
         with self._lock:
             self._closed = True
             self._runs.clear()
-            self._queued.clear()
+            self.queued.clear()
             self._work.notify_all()
             threads = list(self._threads)
             busy = set(self._busy)
@@ -162,14 +180,14 @@ class SubmitLane:
         self.workers = workers      # calls that run at once; beyond that, calls queue in the executor
         self._lock = threading.Lock()
         self._runs: Deque[Any] = deque()
-        self._queued: set = set()
+        self.queued: set = set()
         self.in_flight = 0
         self._closed = False
 
     def offer(self, run: Any) -> None:
         with self._lock:
-            if not self._closed and run not in self._queued:
-                self._queued.add(run)
+            if not self._closed and run not in self.queued:
+                self.queued.add(run)
                 self._runs.append(run)
 
     def pump(self) -> None:
@@ -178,7 +196,7 @@ class SubmitLane:
                 if self._closed or self.in_flight >= self.capacity or not self._runs:
                     return
                 run = self._runs.popleft()
-                self._queued.discard(run)
+                self.queued.discard(run)
                 self.in_flight += 1
             submitted = False
             try:
@@ -200,5 +218,5 @@ class SubmitLane:
         with self._lock:
             self._closed = True
             self._runs.clear()
-            self._queued.clear()
+            self.queued.clear()
 

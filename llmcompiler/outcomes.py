@@ -17,13 +17,14 @@ __all__ = ["Attempt", "Outcome", "read_outcome"]
 class Attempt:
     """One try of one task. Its fields are written under the run's lock."""
 
-    __slots__ = ("idx", "number", "token", "args", "kwargs", "kind", "timer", "expired", "stale",
+    __slots__ = ("idx", "number", "token", "args", "kwargs", "kind", "tool", "timer", "expired", "stale",
                  "abandoned", "cache_key", "lane", "generation", "future")
 
     def __init__(self, idx: int, number: int, token: int, args: tuple, kwargs: Dict[str, Any],
-                 kind: str) -> None:
-        self.idx, self.number, self.token, self.args, self.kwargs, self.kind = \
-            idx, number, token, args, kwargs, kind
+                 tool: Any) -> None:
+        self.idx, self.number, self.token, self.args, self.kwargs = idx, number, token, args, kwargs
+        self.tool = tool         # the Tool it calls
+        self.kind: str = tool.executor
         self.timer: Optional[int] = None
         self.expired: Optional[BaseException] = None  # its timeout passed; its worker is being killed
         self.stale = False       # its outcome no longer counts (timed out, cancelled)

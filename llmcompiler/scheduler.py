@@ -43,7 +43,8 @@ import time
 from concurrent.futures import CancelledError
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Union
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple,
+                    Union)
 
 from .cache import CallCache, call_key
 from .context import RunContext
@@ -105,6 +106,7 @@ class Run:
         self._graph = TaskGraph(self._observed)
         self._tasks: Dict[int, Task] = {}
         self._tool_by_name: Dict[str, Tool] = {}
+        self._extras: Dict[str, Tuple[Optional[str], bool]] = {}  # tool -> (context parameter, cache)
         self._ready = ReadyQueue()
         self._attempts: Dict[int, Attempt] = {}
         self._failures: Dict[int, TaskFailure] = {}
@@ -140,7 +142,9 @@ class Run:
         for task in batch:
             check(task)
             if task.tool not in tools:
-                tools[task.tool] = self._admissible_tool(task)
+                tool = tools[task.tool] = self._admissible_tool(task)
+                self._extras[tool.name] = (getattr(tool, "context_parameter", None),
+                                           bool(getattr(tool, "cache", False)))
         with self._lock:
             if self._closed:
                 raise RunClosedError("tasks cannot be added to a run that was closed or cancelled")
@@ -314,10 +318,11 @@ class Run:
                 return None
             task = self._tasks[idx]
             tool = self._tool_by_name[task.tool]
-            if tool.max_concurrency is not None and idx not in self._slotted and \
-                    not self._parts.limits.acquire_or_hold(tool.name, tool.max_concurrency, self, idx):
-                continue  # held: the slot will be handed to it when a call of the tool ends
-            self._slotted.discard(idx)
+            if tool.max_concurrency is not None:
+                if idx in self._slotted:
+                    self._slotted.discard(idx)
+                elif not self._parts.limits.acquire_or_hold(tool.name, tool.max_concurrency, self, idx):
+                    continue  # held: the slot will be handed to it when a call of the tool ends
             attempt = self._prepare(idx, task, tool, worker)
             if attempt is not None:
                 return attempt
@@ -329,14 +334,14 @@ class Run:
         step = "resolving arguments"
         try:
             args, kwargs = resolve(task, self._observed.__getitem__)
-            context_parameter = getattr(tool, "context_parameter", None)
+            context_parameter, cacheable = self._extras[tool.name]
             if context_parameter is not None:
                 step = "building the RunContext"
                 view = self._parts.backends.context_view(tool, self)
                 kwargs = {**kwargs, context_parameter: RunContext(idx, view)}
             number = self._tries.get(idx, 0) + 1
-            attempt = Attempt(idx, number, next(_tokens), args, kwargs, tool.executor)
-            if getattr(tool, "cache", False) and self._cache is not None:
+            attempt = Attempt(idx, number, next(_tokens), args, kwargs, tool)
+            if cacheable and self._cache is not None:
                 step = "looking up the cache"
                 attempt.cache_key = call_key(tool.name, args, kwargs)
                 if attempt.cache_key is not None:
@@ -361,24 +366,52 @@ class Run:
 
     # -- thread tasks: run by the engine's thread lane ---------------------------------------------
 
-    def serve_thread_task(self, lane: Any, worker: str) -> None:
-        """Called by a thread-lane worker: take one ready thread task, run it, record it."""
+    def serve_thread_task(self, lane: Any, worker: str) -> Tuple[bool, int]:
+        """Called by a thread-lane worker: run this run's ready thread tasks one after another, each
+        recorded and the next taken under one hold of the lock, until none is left or another run is
+        waiting for its turn. Returns whether the last call took less than waking a thread does, and
+        how many calls were made."""
+        quick, calls = False, 0
         with self._lock:
-            attempt = self._take("thread", worker)
-            more = attempt is not None and self._ready.has("thread")
-            if attempt is not None:
-                began = time.perf_counter()
-                self._log.append(_STARTED, attempt.idx, began, worker)
-        if attempt is None:
-            self._after()
-            return
-        tool = self._tool_by_name[self._tasks[attempt.idx].tool]
-        if more:
-            lane.offer(self, wake=False)
-            mean = self._parts.stats.mean(tool.name)
-            lane.taken(quick_in_hand=mean is not None and mean < _QUICK_CALL)
-        elif self._listeners:
-            self._notify()
+            attempt = self._take_thread(worker)
+        while attempt is not None:
+            lane.calls += 1
+            calls += 1
+            tool = attempt.tool
+            if self._ready.count and self._ready.has("thread"):
+                # Others may take those: make sure one comes, unless this call is over before a
+                # woken thread would be up (hints read without the lane's lock).
+                if self not in lane.queued:
+                    lane.offer(self, wake=False)
+                mean = self._parts.stats.mean(tool.name)
+                if mean is None or mean >= _QUICK_CALL or not lane.watching:
+                    lane.taken(quick_in_hand=mean is not None and mean < _QUICK_CALL)
+            elif self._listeners:
+                self._notify()
+            outcome = self._call(attempt, tool, worker)
+            quick = outcome.finished - outcome.started < _QUICK_CALL
+            if self._shared_store:
+                outcome = self._store_outcome(attempt, outcome)
+            with self._lock:
+                self._settle_guarded(attempt, outcome)
+                attempt = None if lane.others_waiting(self) else self._take_thread(worker)
+                kinds = self._ready.kinds() if self._ready.count else ()
+            if attempt is None or len(kinds) > 1 or (kinds and kinds[0] != "thread"):
+                self._offer(kinds, wake=False)
+            elif self._listeners or self._handoffs:
+                self._after()
+        return quick, calls
+
+    def _take_thread(self, worker: str) -> Optional[Attempt]:
+        """Under the lock: take the best ready thread task and stamp its start."""
+        attempt = self._take("thread", worker)
+        if attempt is not None:
+            self._log.append(_STARTED, attempt.idx, time.perf_counter(), worker)
+        return attempt
+
+    def _call(self, attempt: Attempt, tool: Tool, worker: str) -> Outcome:
+        """Run a thread tool's call here, in the caller's context when it has any variables."""
+        began = time.perf_counter()
         try:
             if len(self._context):
                 value = self._context.copy().run(tool.func, *attempt.args, **attempt.kwargs)
@@ -389,7 +422,7 @@ class Run:
             value, error = None, exc
         ended = time.perf_counter()
         self._parts.stats.record(tool.name, ended - began)
-        self._record(attempt, Outcome(value, error, "", began, ended, worker), on_lane=True)
+        return Outcome(value, error, "", began, ended, worker)
 
     # -- submitted tasks: process pools, the event loop, executors ---------------------------------
 
@@ -434,33 +467,44 @@ class Run:
 
     # -- outcomes ----------------------------------------------------------------------------------
 
-    def _record(self, attempt: Attempt, outcome: Outcome, on_lane: bool = False) -> None:
-        """Write the outcome to the shared store (outside the lock), then settle it under the lock."""
+    def _record(self, attempt: Attempt, outcome: Outcome) -> None:
+        """Record a submitted call's outcome (on the thread that learned of it)."""
         lane = attempt.lane
-        if self._shared_store and outcome.error is None and not attempt.stale:
-            try:
-                self.store.set(attempt.idx, outcome.value)
-            except StoreError as err:  # the manager is gone: the run cannot go on
-                with self._lock:
-                    self.store_error = err
-                    running = self._cancel_all(err)
-                self._parts.backends.stop(running)
-                outcome = outcome._replace(error=err)
-            except Exception as err:  # this value cannot be stored: only this task fails
-                outcome = outcome._replace(error=err, step="storing the observation")
-        try:
-            with self._lock:
-                self._settle(attempt, outcome)
-                kinds = self._ready.kinds()
-        except Exception as err:  # recording itself failed: fail the task plainly, never lose it
-            with self._lock:
-                self._attempts.pop(attempt.idx, None)
-                self._fail_task(attempt.idx, "failed", err, time.perf_counter(), step="recording the outcome")
-                kinds = self._ready.kinds()
+        outcome = self._store_outcome(attempt, outcome)
+        with self._lock:
+            self._settle_guarded(attempt, outcome)
+            kinds = self._ready.kinds()
         if lane is not None:
             lane.call_ended()
             lane.pump()  # a slot is free: the next run in turn may submit
-        self._offer(kinds, wake=not on_lane)
+        self._offer(kinds, wake=True)
+
+    def _store_outcome(self, attempt: Attempt, outcome: Outcome) -> Outcome:
+        """Write the observation to the shared store, outside the lock (a round trip to the manager),
+        before it is recorded: a dependent reading the store then finds it. Returns the outcome, its
+        error set when the store refused the value."""
+        if not self._shared_store or outcome.error is not None or attempt.stale:
+            return outcome
+        try:
+            self.store.set(attempt.idx, outcome.value)
+        except StoreError as err:  # the manager is gone: the run cannot go on
+            with self._lock:
+                self.store_error = err
+                running = self._cancel_all(err)
+            self._parts.backends.stop(running)
+            return outcome._replace(error=err)
+        except Exception as err:  # this value cannot be stored: only this task fails
+            return outcome._replace(error=err, step="storing the observation")
+        return outcome
+
+    def _settle_guarded(self, attempt: Attempt, outcome: Outcome) -> None:
+        """Under the lock: ``_settle``, and if recording itself fails, fail the task plainly."""
+        try:
+            self._settle(attempt, outcome)
+        except Exception as err:
+            self._attempts.pop(attempt.idx, None)
+            if attempt.idx not in self._failures and attempt.idx not in self._graph.finished:
+                self._fail_task(attempt.idx, "failed", err, time.perf_counter(), step="recording the outcome")
 
     def _settle(self, attempt: Attempt, outcome: Outcome, cached: bool = False,
                 call_ended: bool = True) -> None:
@@ -468,8 +512,8 @@ class Run:
         A max_concurrency slot is held from the take to the end of the call (``call_ended``), even
         when the outcome no longer counts: an abandoned call still loads the API it calls."""
         idx = attempt.idx
-        tool = self._tool_by_name[self._tasks[idx].tool]
-        if call_ended and not cached:
+        tool = attempt.tool
+        if call_ended and not cached and tool.max_concurrency is not None:
             self._release_slot(tool)
         if attempt.stale or self._attempts.get(idx) is not attempt:
             if attempt.stale and attempt.kind == "thread" and attempt.abandoned:
@@ -508,9 +552,12 @@ class Run:
         self._log.append(_FINISHED, idx, now, worker, cached)
         if key is not None and not cached:
             self._cache.remember(key, value)  # type: ignore[union-attr]
-        for ready in self._graph.done(idx):
-            self._push_ready(ready)
-        self._check_over()
+        released = self._graph.done(idx)
+        if released:
+            for ready in released:
+                self._push_ready(ready)
+        elif self._closed:
+            self._check_over()
 
     def _breakage(self, attempt: Attempt, cause: BaseException) -> Optional[BaseException]:
         """A process pool broke under this attempt: resubmit it (None) or return its error."""
