@@ -60,6 +60,7 @@ from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Opti
 
 from .errors import (CycleError, DuplicateTaskError, RunClosedError, RunTimeoutError, StoreError,
                      TaskTimeoutError, UnknownReferenceError, WorkerDiedError)
+from .errors import ProcessStartError
 from .executors import Pools, Timers
 from .graph import TaskGraph
 from .plan import Task, resolve
@@ -482,6 +483,9 @@ class Run:
                 break
             except BrokenProcessPool:
                 self._pools.retire(self._pools.process_generation())
+            except ProcessStartError as err:  # fails this task only
+                generation, future = None, _failed_future(err)
+                break
             except RuntimeError as err:
                 with self._lock:
                     self._cancel_all(err)
@@ -508,8 +512,8 @@ class Run:
         else:
             error = future.exception()
             if error is None:
-                pid, outcome = future.result()
-                worker = f"process-{pid}"
+                call = future.result()  # an executors.CallOutcome
+                outcome, error, worker = call.value, call.error, call.worker
         with self._lock:
             self._in_flight -= 1
             if isinstance(error, BrokenProcessPool) and not attempt.stale:
@@ -716,3 +720,11 @@ def _explain_pickling(task: Task, attempt: _Attempt, error: BaseException) -> Ba
                           f"of tool '{task.tool}' ({error})")
     explained.__cause__ = error
     return explained
+
+
+def _failed_future(error: BaseException) -> Any:
+    from concurrent.futures import Future
+
+    future: Any = Future()
+    future.set_exception(error)
+    return future
