@@ -297,7 +297,9 @@ class Pools:
             threads.shutdown(wait=wait_threads, cancel_futures=True)
 
     def kill_at_exit(self) -> None:
-        """Kill every worker of every generation without waiting (the interpreter is exiting)."""
+        """Kill every worker of every generation without waiting (the interpreter is exiting); no
+        new pool starts after this."""
+        self._closed = True
         generations = self._retired + ([self._process] if self._process else [])  # no lock: may be held
         for generation in generations:
             generation.kill(wait=False)
