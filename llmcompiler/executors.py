@@ -36,7 +36,7 @@ import time
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import ProcessPoolExecutor
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .calls import CallOutcome, ProcessCall, outcomes_from, pickled_outcome, run_call, unpickled_outcome
 from .lifeline import lifeline_reader, watch_parent
@@ -134,6 +134,13 @@ class ProcessGeneration:
             initargs=(lifeline_reader(), self.running, self.pids, counter),
         )
         self.culprits: Optional[set] = None  # tokens of calls whose worker died, once known
+        # pid -> the token it was killed for: a worker may move on to its next call between the
+        # decision to kill it and its death, and must be blamed for the call it was killed for.
+        self._killed_for: Dict[int, int] = {}
+
+    def running_tokens(self) -> Dict[int, int]:
+        """Token -> worker pid, for every call running now (read from shared memory, no round trip)."""
+        return {token: self.pids[slot] for slot, token in enumerate(self.running) if token}
 
     def pid_of(self, token: int) -> Optional[int]:
         """The pid of the worker running ``token`` now, if any."""
@@ -151,22 +158,23 @@ class ProcessGeneration:
             terminated = -getattr(signal, "SIGTERM", 15)
             exited = {pid for pid, proc in list(self.pool._processes.items())
                       if proc.exitcode is not None and proc.exitcode != terminated}
-            self.culprits = {
-                token for slot, token in enumerate(self.running) if token and self.pids[slot] in exited
-            }
+            running = {self.pids[slot]: token for slot, token in enumerate(self.running) if token}
+            running.update(self._killed_for)
+            self.culprits = {token for pid, token in running.items() if pid in exited}
         return self.culprits
 
     def kill_tokens(self, tokens: Iterable[int]) -> int:
         """SIGKILL the workers running any of ``tokens`` now; returns how many were killed."""
         wanted = set(tokens)
-        victims = {self.pids[slot] for slot, token in enumerate(self.running) if token in wanted}
+        victims = {pid: token for token, pid in self.running_tokens().items() if token in wanted and pid}
         killed = 0
-        for pid in victims - {0}:
+        for pid, token in victims.items():
+            self._killed_for[pid] = token
             try:
                 os.kill(pid, _KILL)
                 killed += 1
             except ProcessLookupError:
-                pass  # it ended on its own just now
+                del self._killed_for[pid]  # it ended on its own just now
         return killed
 
     def kill(self, wait: bool = True) -> None:
@@ -203,6 +211,12 @@ class Pools:
         self._retired: List[ProcessGeneration] = []
         self._closed = False
         _live_pools.add(self)
+
+    @property
+    def context(self) -> Any:
+        """The multiprocessing context of this engine's processes (``process_context``): what a
+        ``ManagerStore`` for this engine is started with."""
+        return process_context(self.start_method)
 
     @property
     def threads(self) -> ThreadPoolExecutor:

@@ -131,3 +131,15 @@ def test_a_timer_action_that_raises_is_logged_and_the_timer_goes_on(caplog):
         assert all(r.name == "llmcompiler" for r in caplog.records)
     finally:
         timers.close()
+
+
+def test_a_worker_is_blamed_for_the_call_it_was_killed_for(pools):
+    generation, future = pools.submit_process(31, f"{FX}:nap", (WAIT, None), {})
+    wait_until(lambda: generation.pid_of(31) is not None, "the call to start")
+    assert generation.running_tokens() == {31: generation.pid_of(31)}
+    slot = list(generation.running).index(31)
+    assert pools.kill_tokens(generation, [31]) == 1
+    generation.running[slot] = 32  # as if the worker had moved on to its next call before dying
+    with pytest.raises(BrokenProcessPool):
+        future.result(WAIT)
+    assert generation.dead_tokens() == {31}
