@@ -17,6 +17,7 @@ import threading
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
+from .calls import ProcessCall
 from .errors import ToolCallError
 
 __all__ = ["Backends", "BUILTIN_KINDS"]
@@ -74,10 +75,10 @@ class Backends:
         return future
 
     def _submit_process(self, attempt: Any, tool: Any) -> Any:
+        call = ProcessCall(attempt.token, tool.process_target(), attempt.args, attempt.kwargs)
         for _ in range(2):  # once more on a fresh pool if this one broke just now
             try:
-                generation, future = self.pools.submit_process(
-                    attempt.token, tool.process_target(), attempt.args, attempt.kwargs)
+                generation, future = self.pools.submit_calls([call])
                 attempt.generation = generation
                 return future
             except BrokenProcessPool:
@@ -94,8 +95,7 @@ class Backends:
             if attempt.kind == "process" and attempt.generation is not None:
                 by_generation.setdefault(attempt.generation, []).append(attempt.token)
         for generation, tokens in by_generation.items():
-            for token in tokens:
-                self.pools.kill_worker(generation, token)
+            self.pools.kill_tokens(generation, tokens)
 
     def retire(self, attempt: Any) -> None:
         if attempt.generation is not None:
@@ -108,7 +108,7 @@ class Backends:
     def _event_loop(self) -> Any:
         with self._lock:
             if self._loop is None:
-                from .executors import AsyncLoop
+                from .aioloop import AsyncLoop
 
                 self._loop = AsyncLoop()
             return self._loop
@@ -117,9 +117,9 @@ class Backends:
         with self._lock:
             lane = self._lanes.get(kind)
             if lane is None:
-                from .executors import ExecutorLane
+                from .remote import ExecutorLane
 
-                lane = self._lanes[kind] = ExecutorLane(self._executors[kind])
+                lane = self._lanes[kind] = ExecutorLane(self._executors[kind], kind)
             return lane
 
     def close(self) -> None:

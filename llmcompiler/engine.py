@@ -210,9 +210,7 @@ class Engine:
         if choice != "manager":
             return None
         if self._manager_store is None:
-            import multiprocessing
-
-            self._manager_store = ManagerStore(multiprocessing.get_context(self._pools.start_method))
+            self._manager_store = ManagerStore(self._pools.context)
         namespace = getattr(self._manager_store, "namespace", None)
         return namespace() if namespace is not None else self._manager_store
 

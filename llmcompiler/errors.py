@@ -17,6 +17,7 @@ The tree, and who raises what:
         TaskTimeoutError (TimeoutError)      a task ran past its tool's timeout (kept in its TaskFailure)
         WorkerDiedError                      the worker process running a task died (in its TaskFailure)
         StoreError                           the observation store failed (e.g. its manager died)
+        ProcessStartError                    worker processes cannot be started safely from here
     RenderError (ValueError)               a value's own __str__ failed where its exact text was needed
       LLMError (RuntimeError)              talking to a language model failed
         LLMConnectionError (ConnectionError)
@@ -54,6 +55,7 @@ __all__ = [
     "LLMTimeoutError",
     "JoinerOutputError",
     "RenderError",
+    "ProcessStartError",
 ]
 
 
@@ -218,3 +220,15 @@ class RenderError(LLMCompilerError, ValueError):
     def __init__(self, message: str, *, value_type: str = ""):
         super().__init__(message)
         self.value_type = value_type
+
+
+class ProcessStartError(RunError):
+    """Worker processes cannot be started safely from where the run was started: the main script
+    starts them from top-level code outside ``if __name__ == "__main__":``, which every spawned worker
+    would run again. Raised by the process pool before any process starts; ``path`` and ``line`` say
+    where. Found in the process task's ``TaskFailure``; thread tools are unaffected."""
+
+    def __init__(self, message: str, *, path: str = "", line: int = 0):
+        super().__init__(message)
+        self.path = path
+        self.line = line
