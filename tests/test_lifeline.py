@@ -103,7 +103,7 @@ if __name__ == "__main__":
     engine = Engine(tools, process_workers=1)  # never closed
     run = engine.start([Task(1, "nap", (600,))])
     for event in run:
-        if event.kind == "started":
+        if event.kind == "submitted":  # "started" is stamped by the worker and known at the end
             break
     generation = engine._pools.process_generation()
     deadline = time.monotonic() + 60
