@@ -68,8 +68,9 @@ class AsyncRun:
         except asyncio.CancelledError:
             self.run.cancel()
             raise
-        return await loop.run_in_executor(None, self.run.wait) if self.run.callback_error is None \
-            and _has_delivery(self.run) else self.run.wait()
+        if getattr(self.run, "_delivery", None) is not None:  # events may still be on their way
+            return await loop.run_in_executor(None, self.run.wait)
+        return self.run.wait()
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._events()
@@ -95,6 +96,3 @@ class AsyncRun:
                 return
             yield item
 
-
-def _has_delivery(run: Any) -> bool:
-    return getattr(run, "_delivery", None) is not None
