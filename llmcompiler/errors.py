@@ -18,6 +18,7 @@ The tree, and who raises what:
         WorkerDiedError                      the worker process running a task died (in its TaskFailure)
         StoreError                           the observation store failed (e.g. its manager died)
     RenderError (ValueError)               a value's own __str__ failed where its exact text was needed
+      SubstitutionError                    ... while filling "$N" into a task's string argument
       LLMError (RuntimeError)              talking to a language model failed
         LLMConnectionError (ConnectionError)
         LLMHTTPError                         the server answered with an HTTP error status
@@ -54,6 +55,7 @@ __all__ = [
     "LLMTimeoutError",
     "JoinerOutputError",
     "RenderError",
+    "SubstitutionError",
 ]
 
 
@@ -218,3 +220,16 @@ class RenderError(LLMCompilerError, ValueError):
     def __init__(self, message: str, *, value_type: str = ""):
         super().__init__(message)
         self.value_type = value_type
+
+
+class SubstitutionError(RenderError):
+    """An observation's ``str()`` failed while it was filled into a task's string argument
+    (``"the result is $1"``). ``task`` is the task whose argument it was, ``reference`` the task
+    referred to, ``argument`` names the argument (``argument 'q'`` or ``argument 2``). The original
+    error is the cause."""
+
+    def __init__(self, message: str, *, task: int, reference: int, argument: str, value_type: str = ""):
+        super().__init__(message, value_type=value_type)
+        self.task = task
+        self.reference = reference
+        self.argument = argument
