@@ -20,10 +20,20 @@ import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import PlanSyntaxError
+from .plan import MAX_NESTING
 
-__all__ = ["ArgumentError", "ArgumentScanner", "read_arguments", "small_int"]
+__all__ = ["ArgumentError", "ArgumentScanner", "read_arguments", "small_int", "MAX_DIGITS"]
 
-_MAX_NESTING = 100  # brackets deeper than this are refused (ast's own limit is 200)
+_MAX_NESTING = MAX_NESTING  # brackets deeper than this are refused (ast's own limit is 200)
+# Numbers: an int may have at most this many decimal digits (the interpreter's own limit for str(), so
+# every accepted value can be printed), whatever base it is written in; a float may not overflow.
+MAX_DIGITS = 4300
+_TOO_MANY_DIGITS = f"a number has more than {MAX_DIGITS:,} decimal digits (write a huge value as a string)"
+_INT_LIMIT = 10 ** MAX_DIGITS
+_INT_SAFE_BITS = int(MAX_DIGITS * 3.32)  # below this many bits an int has fewer than MAX_DIGITS digits
+_INFINITY = float("inf")
+# A run of more decimal digits than MAX_DIGITS (underscores between them allowed, as Python does).
+_LONG_DIGITS = re.compile(r"(?:[0-9]_?){%d}" % (MAX_DIGITS + 1))
 _CLOSER = {"(": ")", "[": "]", "{": "}"}
 # Outside strings: a run of characters that need no attention.
 _PLAIN_CODE = re.compile(r"[^'\"()\[\]{}$#]+")
@@ -70,6 +80,8 @@ class ArgumentScanner:
                 continue
             plain = _PLAIN_CODE.match(segment, pos)
             if plain:
+                if plain.end() - pos > MAX_DIGITS and _LONG_DIGITS.search(plain.group()):
+                    raise ArgumentError(_TOO_MANY_DIGITS)  # before ast spends time converting it
                 out.append(plain.group())
                 pos = plain.end()
                 continue
@@ -137,10 +149,11 @@ class ArgumentScanner:
 class _NotLiteral(Exception):
     """An argument node that is not a literal (internal). ``what`` describes it."""
 
-    def __init__(self, node: ast.AST, what: str):
+    def __init__(self, node: ast.AST, what: str, refused: bool = False):
         super().__init__(what)
         self.node = node
         self.what = what
+        self.refused = refused  # a literal, but out of bounds: ``what`` is the whole message
 
 
 _NODE_NAMES = {
@@ -170,12 +183,17 @@ def _literal(node: ast.AST) -> Any:
     Recursion depth is bounded by the scanner's bracket limit.
     """
     if isinstance(node, ast.Constant):
-        if node.value is None or isinstance(node.value, (str, int, float)):  # bool is an int
-            return node.value
+        value = node.value
+        kind = type(value)
+        if kind is int or kind is float:
+            return _number(value, node)
+        if value is None or kind is str or kind is bool:
+            return value
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         operand = node.operand
         if isinstance(operand, ast.Constant) and type(operand.value) in (int, float):
-            return -operand.value if isinstance(node.op, ast.USub) else operand.value
+            value = _number(operand.value, operand)
+            return -value if isinstance(node.op, ast.USub) else value
     elif isinstance(node, ast.List):
         return [_literal(item) for item in node.elts]
     elif isinstance(node, ast.Tuple):
@@ -183,6 +201,17 @@ def _literal(node: ast.AST) -> Any:
     elif isinstance(node, ast.Dict):
         return {_dict_key(key, node): _literal(value) for key, value in zip(node.keys, node.values)}
     raise _NotLiteral(node, _describe(node))
+
+
+def _number(value: Any, node: ast.AST) -> Any:
+    """A number literal within bounds. Raises ``_NotLiteral`` for an int past ``MAX_DIGITS`` digits (in
+    any base: ``0x`` and 5,000 digits too) or a float that overflowed to infinity (``1e99999``)."""
+    if type(value) is int:
+        if value.bit_length() > _INT_SAFE_BITS and value >= _INT_LIMIT:
+            raise _NotLiteral(node, _TOO_MANY_DIGITS, refused=True)
+    elif value == _INFINITY:
+        raise _NotLiteral(node, "a number too large for a float (it overflows to infinity)", refused=True)
+    return value
 
 
 def _dict_key(node: Optional[ast.AST], parent: ast.AST) -> Any:
@@ -204,6 +233,8 @@ def read_arguments(source: str, line: int, idx: str) -> Tuple[Tuple[Any, ...], D
         return PlanSyntaxError(f"line {line + at - 1}: task {idx}: {message}", line=line + at - 1,
                                task=small_int(idx), text=source)
 
+    if "\x00" in source:  # ast refuses it, in words that differ between Python versions
+        raise fail("a NUL character cannot appear in a plan (inside a string, write it as '\\x00')")
     try:
         # ast warns about the plan's text (SyntaxWarning for "\d"); that is no warning about our code.
         # catch_warnings swaps the process-wide filters for the moment of the parse.
@@ -212,6 +243,9 @@ def read_arguments(source: str, line: int, idx: str) -> Tuple[Tuple[Any, ...], D
             tree = ast.parse(f"_({source})", mode="eval")
     except SyntaxError as error:
         raise fail(f"the arguments are not valid: {error.msg}", error.lineno or 1) from None
+    except UnicodeEncodeError as error:  # a lone surrogate, e.g. invalid UTF-8 read with surrogateescape
+        raise fail(f"the text holds {error.object[error.start]!r}, which is not a Unicode character (a lone "
+                   f"surrogate: is the plan invalid UTF-8?)") from None
     except (ValueError, RecursionError, MemoryError) as error:
         raise fail(f"the arguments cannot be read: {type(error).__name__}") from None
     call = tree.body
@@ -227,8 +261,8 @@ def read_arguments(source: str, line: int, idx: str) -> Tuple[Tuple[Any, ...], D
                 raise fail(f"keyword argument {keyword.arg!r} is given twice", keyword.value.lineno)
             kwargs[keyword.arg] = _literal(keyword.value)
     except _NotLiteral as error:
-        raise fail(f"arguments must be literals, found {error.what}",
-                   getattr(error.node, "lineno", 1)) from None
+        message = error.what if error.refused else f"arguments must be literals, found {error.what}"
+        raise fail(message, getattr(error.node, "lineno", 1)) from None
     return args, kwargs
 
 

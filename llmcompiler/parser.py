@@ -41,7 +41,7 @@ appear (NUL, control characters, lone surrogates from ``errors="surrogateescape"
 literals it makes the line an error, inside one it is kept as written.
 
 The argument text of one call is scanned and read as literals by the private module ``_literals``.
-Imports point one way: ``parser -> _literals -> plan -> errors``.
+Imports point one way: ``parser -> validation, _literals -> plan -> errors``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
 
 from ._literals import ArgumentError, ArgumentScanner, read_arguments, small_int
 from .errors import PlanError, PlanSyntaxError
-from .plan import Task, duplicate_error, references, trusted_task, unknown_reference_error
+from .plan import Task, references, trusted_task
+from .validation import duplicate_error, unknown_reference_error
 
 __all__ = ["END_OF_PLAN", "PlanParser", "parse_plan"]
 

@@ -23,22 +23,17 @@ References
 A task's ``dependencies`` are its declared ones plus every whole-argument reference (always) plus the
 in-text references the parser found to earlier tasks.
 
-Checks
-------
-One source for each rule about a set of tasks, used by the parser, ``validate_tasks`` and the scheduler:
-``check_new_tasks`` (duplicate indices, a task depending on itself), ``find_cycle`` (a pure function on a
-dependency mapping) and the error builders ``duplicate_error``, ``self_reference_error``,
-``missing_dependency_error`` and ``cycle_error``, which hold the messages.
+The checks on a set of tasks (duplicates, cycles, ``validate_tasks``) are in ``llmcompiler.validation``,
+also importable from here.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import FrozenInstanceError
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Set, Tuple
 
-from .errors import (CycleError, DuplicateTaskError, PlanError, RenderError, SubstitutionError,
-                     UnknownReferenceError)
+from .errors import PlanError, RenderError, SubstitutionError
 from .text import exact_text, short_repr
 
 __all__ = [
@@ -58,6 +53,7 @@ __all__ = [
     "duplicate_error",
     "self_reference_error",
     "missing_dependency_error",
+    "unknown_reference_error",
     "cycle_error",
 ]
 
@@ -69,6 +65,8 @@ _WHOLE_REFERENCE = re.compile(r"\$(?:\{([0-9]+)\}|([0-9]+))")
 # A reference inside text. "$5.00" is money, not task 5: a bare $N must not be followed by ".digit".
 _INLINE_REFERENCE = re.compile(r"\$(?:\{([0-9]{1,18})\}|([0-9]{1,18})(?![0-9]|\.[0-9]))")
 _EMPTY: frozenset = frozenset()
+_VALIDATION_NAMES = ("validate_tasks", "check_new_tasks", "find_cycle", "duplicate_error", "self_reference_error",
+                     "missing_dependency_error", "unknown_reference_error", "cycle_error")
 _CONTAINERS = (list, tuple, dict)
 
 
@@ -425,136 +423,16 @@ def call_text(task: Task) -> str:
     return f"{task.tool}({', '.join(parts)})"
 
 
-# -- checks on a set of tasks: one source for each rule and its message -----------------------------
-
-
-def _where(line: Optional[int]) -> str:
-    return f"line {line}: " if line is not None else ""
-
-
-def duplicate_error(idx: int, *, line: Optional[int] = None, first_line: Optional[int] = None,
-                    earlier_plan: bool = False) -> DuplicateTaskError:
-    """The error for a task index used twice: in this plan or run, or (``earlier_plan``) by an earlier one.
-
-    ``line`` is where the second use is, ``first_line`` where the first one was (plan text only)."""
-    if earlier_plan:
-        return DuplicateTaskError(f"{_where(line)}task {idx} is already defined by an earlier plan",
-                                  line=line, task=idx)
-    first = f" (first on line {first_line})" if first_line is not None else ""
-    return DuplicateTaskError(f"{_where(line)}task {idx} is defined twice{first}", line=line, task=idx)
-
-
-def self_reference_error(idx: int, *, line: Optional[int] = None) -> UnknownReferenceError:
-    """The error for a task that depends on itself."""
-    return UnknownReferenceError(f"{_where(line)}task {idx} depends on itself", line=line, task=idx,
-                                 reference=idx)
-
-
-def missing_dependency_error(idx: int, dependency: int, *, line: Optional[int] = None) -> UnknownReferenceError:
-    """The error for a task depending on a task that is neither in its plan (or run) nor an earlier one."""
-    return UnknownReferenceError(f"{_where(line)}task {idx} depends on task {dependency}, which is neither in "
-                                 f"the plan nor an earlier task", line=line, task=idx, reference=dependency)
-
-
-def unknown_reference_error(idx: int, reference: int, *, line: Optional[int] = None) -> UnknownReferenceError:
-    """The error for a ``$N`` argument of plan text that names no earlier task (the task itself included)."""
-    why = " (a task cannot refer to itself)" if reference == idx else ""
-    return UnknownReferenceError(f"{_where(line)}task {idx} refers to ${reference}, which is not an earlier "
-                                 f"task{why}", line=line, task=idx, reference=reference)
-
-
-def cycle_error(cycle: List[int]) -> CycleError:
-    """The error for tasks depending on each other in a loop; ``cycle`` as ``find_cycle`` returns it."""
-    return CycleError(f"tasks {' -> '.join(map(str, cycle))} form a cycle", cycle=cycle)
-
-
-def check_new_tasks(batch: Iterable[Task], *taken: Any, known: Any = ()) -> None:
-    """Check tasks about to join a plan or run, in order; returns None when all may join.
-
-    ``taken`` are containers of indices already used by this plan or run, ``known`` those of earlier
-    plans. Raises ``DuplicateTaskError`` for an index in either or repeated within ``batch``, and
-    ``UnknownReferenceError`` for a task that depends on itself.
-    """
-    seen: Set[int] = set()
-    for task in batch:
-        idx = task.idx
-        if idx in known:
-            raise duplicate_error(idx, earlier_plan=True)
-        if idx in seen or any(idx in used for used in taken):
-            raise duplicate_error(idx)
-        if idx in task.dependencies:
-            raise self_reference_error(idx)
-        seen.add(idx)
-
-
-def find_cycle(dependencies: Mapping[int, Iterable[int]]) -> List[int]:
-    """A dependency loop as ``[a, b, ..., a]`` (each depends on the next), or ``[]`` when there is none.
-
-    ``dependencies`` maps each task to the tasks it depends on; only edges between keys count.
-    Searched depth first without recursion, from each key in the mapping's order, each task's
-    dependencies in ascending order, so the same mapping always gives the same cycle. Linear in the
-    number of edges (plus sorting each task's dependencies).
-    """
-    finished: Set[int] = set()
-    for root in dependencies:
-        if root in finished:
-            continue
-        path = [root]  # the tasks being visited; each depends on the next
-        on_path = {root}
-        pending = [iter(sorted(dep for dep in dependencies[root] if dep in dependencies))]
-        while pending:
-            dep = next(pending[-1], None)
-            if dep is None:
-                pending.pop()
-                on_path.discard(path[-1])
-                finished.add(path.pop())
-            elif dep in on_path:
-                return path[path.index(dep):] + [dep]
-            elif dep not in finished:
-                path.append(dep)
-                on_path.add(dep)
-                pending.append(iter(sorted(d for d in dependencies[dep] if d in dependencies)))
-    return []
-
-
-def validate_tasks(tasks: Iterable[Union[Task, Mapping[str, Any]]], *, known: Iterable[int] = ()) -> List[Task]:
-    """Check a plan given as a list of ``Task`` objects or task dicts (see ``Task.from_dict``).
-
-    Returns the tasks in the given order. A task may depend on one listed after it; only loops are
-    wrong. Raises ``PlanError`` for an item that is neither, ``DuplicateTaskError`` for a repeated index
-    (also one in ``known``, the tasks of earlier plans), ``UnknownReferenceError`` for a dependency on
-    the task itself or on a task neither listed nor known, and ``CycleError`` for a dependency loop.
-    """
-    known_indices = frozenset(known)
-    result = [_as_task(item, position) for position, item in enumerate(tasks, 1)]
-    check_new_tasks(result, known=known_indices)
-    listed = {task.idx: task.dependencies for task in result}
-    for task in result:
-        for dep in task.dependencies:
-            if dep not in listed and dep not in known_indices:
-                raise missing_dependency_error(task.idx, min(d for d in task.dependencies
-                                                             if d not in listed and d not in known_indices))
-    cycle = find_cycle(listed)
-    if cycle:
-        raise cycle_error(cycle)
-    return result
-
-
-def _as_task(item: Any, position: int) -> Task:
-    if type(item) is Task:
-        return item
-    if isinstance(item, Mapping):
-        return Task.from_dict(item)
-    if isinstance(item, Task):
-        return item
-    raise PlanError(f"item {position} of the task list must be a Task or a dict, got {type(item).__name__}")
-
-
 def __getattr__(name: str) -> Any:
-    # The plan language lives in llmcompiler.parser, which imports this module; its public names are
-    # importable from here too, loaded on first use so the import stays one way.
+    # The plan language (llmcompiler.parser) and the checks on a set of tasks (llmcompiler.validation)
+    # import this module; their public names are importable from here too, loaded on first use so the
+    # imports stay one way.
     if name in ("END_OF_PLAN", "PlanParser", "parse_plan"):
         from . import parser
 
         return getattr(parser, name)
+    if name in _VALIDATION_NAMES:
+        from . import validation
+
+        return getattr(validation, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
