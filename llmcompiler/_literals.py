@@ -15,6 +15,7 @@ It imports nothing from the package but ``errors``.
 from __future__ import annotations
 
 import ast
+import keyword as keyword_module
 import re
 import warnings
 from typing import Any, Dict, List, Optional, Tuple
@@ -22,7 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from .errors import PlanSyntaxError
 from .plan import MAX_NESTING
 
-__all__ = ["ArgumentError", "ArgumentScanner", "read_arguments", "small_int", "MAX_DIGITS"]
+__all__ = ["ArgumentError", "ArgumentScanner", "read_arguments", "read_simple_call", "small_int", "MAX_DIGITS"]
 
 _MAX_NESTING = MAX_NESTING  # brackets deeper than this are refused (ast's own limit is 200)
 # Numbers: an int may have at most this many decimal digits (the interpreter's own limit for str(), so
@@ -269,3 +270,101 @@ def read_arguments(source: str, line: int, idx: str) -> Tuple[Tuple[Any, ...], D
 def small_int(digits: str) -> Optional[int]:
     """``int(digits)``, or None when it has too many digits to convert."""
     return int(digits) if len(digits) <= 18 else None
+
+
+# -- the fast path: one-line calls of plain literals, read without ast -------------------------------
+#
+# Most plan lines are calls like ``search("population of Tokyo", n=3)`` or ``combine([$1, $2])``. They
+# are read here by one token pattern: strings without escapes, small ints, plain decimal floats, True,
+# False, None, bare references, flat or nested lists, keyword names. Anything else -- an escape, a
+# dict, a tuple, an exponent, a continuation line, a comment, text after the call -- returns None and
+# the line takes the general path (the scanner and ``read_arguments``), which is the definition: where
+# this path answers, it gives exactly what that one would (a test compares them).
+
+_FAST_TOKEN = re.compile(r"""[ \t]*(?:
+    "([^"\\\x00-\x08\x0a-\x1f\ud800-\udfff]*)"(?![ \t]*['"])   # 1: a string ("..."), not concatenated
+  | '([^'\\\x00-\x08\x0a-\x1f\ud800-\udfff]*)'(?![ \t]*['"])   # 2: a string ('...')
+  | (-?(?:[1-9][0-9]{0,17}|0))(?![0-9A-Za-z_.])                   # 3: an int
+  | (-?[0-9]{1,300}\.[0-9]{1,300})(?![0-9A-Za-z_.])                # 4: a float
+  | ([A-Za-z_][A-Za-z0-9_]*)(?:[ \t]*(=)(?!=))?                    # 5: a name; 6: '=' after a keyword
+  | \$(?:\{([0-9]{1,18})\}|([0-9]{1,18}))(?![0-9A-Za-z_.{}])      # 7, 8: a bare reference
+  | ([\[\],)])                                                       # 9: punctuation
+)""", re.VERBOSE)
+_NAMED = {"True": True, "False": False, "None": None}
+_END_OF_LINE = re.compile(r"[ \t]*")
+
+
+def read_simple_call(line: str, pos: int) -> Optional[Tuple[Tuple[Any, ...], Dict[str, Any], List[str]]]:
+    """Read the call whose arguments start at ``line[pos]`` (just past its ``(``) when it is simple.
+
+    Returns ``(args, kwargs, dollar_strings)``, the last being every string value containing a ``$``
+    (bare references included, as ``"$N"``), or None when the line needs the general path."""
+    args: List[Any] = []
+    kwargs: Dict[str, Any] = {}
+    dollars: List[str] = []
+    stack: List[List[Any]] = []  # the lists open around the current value
+    keyword: Optional[str] = None
+    expect_value = True  # False: after a value, a ',' or a closing bracket comes next
+    while True:
+        token = _FAST_TOKEN.match(line, pos)
+        if token is None:
+            return None
+        pos = token.end()
+        kind = token.lastindex
+        if expect_value and kind != 9:
+            if kind == 1 or kind == 2:
+                value: Any = token.group(kind)
+                if "$" in value:
+                    dollars.append(value)
+            elif kind == 3:
+                value = int(token.group(3))
+            elif kind == 4:
+                value = float(token.group(4))
+            elif kind == 5 or kind == 6:
+                name = token.group(5)
+                if token.group(6):
+                    if stack or keyword is not None or name in kwargs or keyword_module.iskeyword(name):
+                        return None
+                    keyword = name
+                    continue
+                if name not in _NAMED:
+                    return None
+                value = _NAMED[name]
+            else:
+                value = "$" + (token.group(7) or token.group(8))
+                dollars.append(value)
+            if stack:
+                stack[-1].append(value)
+            elif keyword is not None:
+                kwargs[keyword], keyword = value, None
+            elif kwargs:
+                return None  # a positional argument after a keyword one: the general path says so
+            else:
+                args.append(value)
+            expect_value = False
+            continue
+        mark = token.group(9)
+        if mark == "[" and expect_value:
+            if len(stack) + 2 > _MAX_NESTING:
+                return None
+            stack.append([])
+        elif mark == "," and not expect_value:
+            expect_value = True
+        elif mark == "]" and stack:  # after a value, after '[' or after a trailing ','
+            done = stack.pop()
+            if stack:
+                stack[-1].append(done)
+            elif keyword is not None:
+                kwargs[keyword], keyword = done, None
+            elif kwargs:
+                return None
+            else:
+                args.append(done)
+            expect_value = False
+        elif mark == ")" and not stack and keyword is None:
+            if _END_OF_LINE.fullmatch(line, pos) is None:
+                return None
+            return tuple(args), kwargs, dollars
+        else:
+            return None
+

@@ -50,12 +50,14 @@ import re
 from collections import deque
 from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
 
-from ._literals import ArgumentError, ArgumentScanner, read_arguments, small_int
+from ._literals import ArgumentError, ArgumentScanner, read_arguments, read_simple_call, small_int
 from .errors import PlanError, PlanSyntaxError
-from .plan import Task, references, trusted_task
+from .plan import Task, references, string_references, trusted_task
 from .validation import duplicate_error, unknown_reference_error
 
 __all__ = ["END_OF_PLAN", "PlanParser", "parse_plan"]
+
+_NO_DEPENDENCIES: frozenset = frozenset()
 
 END_OF_PLAN = "<END_OF_PLAN>"
 
@@ -218,14 +220,14 @@ class PlanParser:
         """Read one line. Raises PlanError for a bad one."""
         if self._open is not None:
             self._continue_task(number, line)
+        elif (start := _TASK_LINE.match(line)) and not (start.group(2) == "join" and _JOIN_LINE.fullmatch(line)):
+            self._start_task(number, line, start)  # tried first: most lines are tasks
         elif not line.strip() or _FENCE_LINE.match(line):
             return
         elif thought := _THOUGHT_LINE.match(line):
             self._add_thought(thought.group(1))
         elif _JOIN_LINE.fullmatch(line):
             self._finish_plan()
-        elif start := _TASK_LINE.match(line):
-            self._start_task(number, line, start)
         elif dotted := _DOTTED_TASK_LINE.match(line):
             raise PlanSyntaxError(f"line {number}: tool names must be plain identifiers, got "
                                   f"{dotted.group(2)!r}", line=number, text=line)
@@ -251,6 +253,11 @@ class PlanParser:
         if match.group(2) == "join":
             raise PlanSyntaxError(f"line {number}: expected 'join()' alone, got {_shown(line)}",
                                   line=number, task=small_int(match.group(1)), text=line)
+        simple = read_simple_call(line, match.end())
+        if simple is not None:  # the common case: a one-line call of plain literals
+            args, kwargs, dollars = simple
+            self._add_task(match.group(1), match.group(2), number, line, thought, args, kwargs, dollars)
+            return
         self._open = _OpenTask(match.group(1), match.group(2), number, line, match.end(), thought)
         self._scan(number, line[match.end():])
 
@@ -302,32 +309,39 @@ class PlanParser:
 
     def _complete(self, task: _OpenTask, raw_argument: Optional[str]) -> None:
         """Check and record the task. ``raw_argument`` (lenient mode) replaces reading the arguments."""
-        idx = self._index(task)
-        self._check_new_index(idx, task.line)
         if raw_argument is not None:
             args, kwargs = (raw_argument,), {}
         else:
+            self._check_new_index(self._index(task.digits, task.line, task.first_line), task.line)
             try:
                 args, kwargs = read_arguments("".join(task.scanner.source), task.line, task.digits)
             except PlanSyntaxError:
                 if not self._lenient:
                     raise
                 args, kwargs = ("".join(task.scanner.raw).strip(),), {}
-        dependencies = self._dependencies(idx, task.line, args, kwargs)
-        parsed = trusted_task(idx, task.tool, args, kwargs, dependencies, task.thought)
-        self._defined[idx] = task.line
+        self._add_task(task.digits, task.tool, task.line, task.first_line, task.thought, args, kwargs, None)
+
+    def _add_task(self, digits: str, tool: str, line: int, text: str, thought: Optional[str],
+                  args: Tuple[Any, ...], kwargs: Dict[str, Any], dollars: Optional[List[str]]) -> None:
+        """Check the task's index and references and record it. ``dollars``: its strings holding a '$'
+        (None: find them here)."""
+        idx = self._index(digits, line, text)
+        self._check_new_index(idx, line)
+        dependencies = self._dependencies(idx, line, args, kwargs, dollars)
+        parsed = trusted_task(idx, tool, args, kwargs, dependencies, thought)
+        self._defined[idx] = line
         self._tasks.append(parsed)
         self._outbox.append(parsed)
 
     @staticmethod
-    def _index(task: _OpenTask) -> int:
-        idx = small_int(task.digits)
+    def _index(digits: str, line: int, text: str) -> int:
+        idx = small_int(digits)
         if idx is None:
-            raise PlanSyntaxError(f"line {task.line}: the task index {task.digits[:20]}... is too large",
-                                  line=task.line, text=task.first_line)
+            raise PlanSyntaxError(f"line {line}: the task index {digits[:20]}... is too large", line=line,
+                                  text=text)
         if idx < 1:
-            raise PlanSyntaxError(f"line {task.line}: task indices start at 1, got {idx}",
-                                  line=task.line, task=idx, text=task.first_line)
+            raise PlanSyntaxError(f"line {line}: task indices start at 1, got {idx}", line=line, task=idx,
+                                  text=text)
         return idx
 
     def _check_new_index(self, idx: int, line: int) -> None:
@@ -339,10 +353,13 @@ class PlanParser:
     def _is_earlier(self, idx: int) -> bool:
         return idx in self._defined or idx in self._known
 
-    def _dependencies(self, idx: int, line: int, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> frozenset:
+    def _dependencies(self, idx: int, line: int, args: Tuple[Any, ...], kwargs: Dict[str, Any],
+                      dollars: Optional[List[str]]) -> frozenset:
         """Whole-argument references (each must name an earlier task) plus in-text ones to earlier tasks."""
+        if dollars is not None and not dollars:
+            return _NO_DEPENDENCIES
         try:
-            whole, inline = references(args, kwargs)
+            whole, inline = references(args, kwargs) if dollars is None else string_references(dollars)
         except PlanError as error:  # a reference's number is too large
             raise PlanSyntaxError(f"line {line}: task {idx}: {error}", line=line, task=idx) from None
         unknown = sorted(ref for ref in whole if not self._is_earlier(ref))

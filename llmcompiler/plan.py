@@ -43,6 +43,7 @@ __all__ = [
     "whole_reference",
     "inline_references",
     "references",
+    "string_references",
     "resolve",
     "END_OF_PLAN",
     "parse_plan",
@@ -137,15 +138,22 @@ def references(args: Iterable[Any], kwargs: Mapping[str, Any]) -> Tuple[Set[int]
     ``whole`` holds the arguments that are exactly ``$N``; ``inline`` the candidates inside longer text.
     Raises ``PlanError`` for nesting deeper than ``MAX_NESTING`` or a reference number over 18 digits.
     """
+    leaves = _leaves((tuple(args), tuple(kwargs.values())), -1)  # -1: the two tuples are no argument
+    return string_references([leaf for leaf in leaves if type(leaf) is str and "$" in leaf])
+
+
+def string_references(strings: Iterable[str]) -> Tuple[Set[int], Set[int]]:
+    """``references`` for the string values of a call that contain a ``$``: ``(whole, inline)``.
+
+    Raises ``PlanError`` for a reference number over 18 digits."""
     whole: Set[int] = set()
     inline: Set[int] = set()
-    for leaf in _leaves((tuple(args), tuple(kwargs.values())), -1):  # -1: the two tuples are no argument
-        if type(leaf) is str and "$" in leaf:
-            ref = whole_reference(leaf)
-            if ref is not None:
-                whole.add(ref)
-            else:
-                inline.update(inline_references(leaf))
+    for text in strings:
+        ref = whole_reference(text)
+        if ref is not None:
+            whole.add(ref)
+        else:
+            inline.update(inline_references(text))
     return whole, inline
 
 
