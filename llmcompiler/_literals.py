@@ -33,8 +33,9 @@ _TOO_MANY_DIGITS = f"a number has more than {MAX_DIGITS:,} decimal digits (write
 _INT_LIMIT = 10 ** MAX_DIGITS
 _INT_SAFE_BITS = int(MAX_DIGITS * 3.32)  # below this many bits an int has fewer than MAX_DIGITS digits
 _INFINITY = float("inf")
-# A run of more decimal digits than MAX_DIGITS (underscores between them allowed, as Python does).
-_LONG_DIGITS = re.compile(r"(?:[0-9]_?){%d}" % (MAX_DIGITS + 1))
+# A decimal int of more digits than MAX_DIGITS (underscores between them allowed, as Python does); not
+# the digits of a 0b/0o/0x literal or after a decimal point (those are checked by value after parsing).
+_LONG_DIGITS = re.compile(r"(?<![\w.])(?!0[xXoObB])(?:[0-9]_?){%d}" % (MAX_DIGITS + 1))
 _CLOSER = {"(": ")", "[": "]", "{": "}"}
 # Outside strings: a run of characters that need no attention.
 _PLAIN_CODE = re.compile(r"[^'\"()\[\]{}$#]+")
