@@ -48,6 +48,7 @@ _EXPORTS = {
     "TaskTimeoutError": "errors", "WorkerDiedError": "errors", "StoreError": "errors",
     "LLMError": "errors", "LLMConnectionError": "errors", "LLMHTTPError": "errors",
     "LLMTimeoutError": "errors", "JoinerOutputError": "errors",
+    "SubstitutionError": "errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -73,6 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
                          PlanSyntaxError, RunClosedError, RunError, RunTimeoutError, StoreError,
                          TaskTimeoutError, ToolCallError, ToolDefinitionError, ToolError,
                          UnknownReferenceError, WorkerDiedError)
+    from .errors import SubstitutionError
     from .llm import LLM, OpenAIChat, ScriptedLLM, Usage
     from .plan import PlanParser, Task, parse_plan, validate_tasks
     from .engine import Engine, run_tasks

@@ -162,16 +162,28 @@ def _is_index(value: Any) -> bool:
 
 
 def _frozen_dependencies(value: Any, idx: Any) -> frozenset:
-    if type(value) is frozenset and all(type(dep) is int for dep in value):
-        return value
-    if not isinstance(value, (list, tuple, set, frozenset)):
-        raise PlanError(f"task {short_repr(idx, 40)}: 'dependencies' must be a list of task indices, got "
-                        f"{type(value).__name__}", task=idx if _is_index(idx) else None)
+    """``value`` (a list, tuple or set of task indices) as a frozenset of ints. Raises ``PlanError``."""
+    kind = type(value)
+    if kind is not list and kind is not tuple and kind is not frozenset and kind is not set:
+        if not isinstance(value, (list, tuple, set, frozenset)):
+            raise PlanError(f"task {short_repr(idx, 40)}: 'dependencies' must be a list of task indices, got "
+                            f"{type(value).__name__}", task=idx if _is_index(idx) else None)
+    if not value:
+        return _EMPTY
+    try:
+        deps = value if kind is frozenset else frozenset(value)
+    except TypeError:  # an unhashable item: reported below
+        deps = value
+    for dep in deps:
+        if type(dep) is not int:
+            break
+    else:
+        return deps
     for dep in value:
         if not _is_index(dep):
             raise PlanError(f"task {short_repr(idx, 40)}: dependencies must be task indices (int), got "
                             f"{short_repr(dep, 60)}", task=idx if _is_index(idx) else None)
-    return frozenset(int(dep) for dep in value) if value else _EMPTY
+    return frozenset(int(dep) for dep in value)  # int subclasses (an IntEnum) as plain ints
 
 
 def _task_check(idx: Any, tool: Any) -> None:
@@ -253,7 +265,7 @@ class Task:
             raise PlanError(f"task {short_repr(idx, 40)}: 'args' must be a dict or a list, got "
                             f"{type(raw_args).__name__}", task=idx if _is_index(idx) else None)
         task = object.__new__(cls)
-        _TASK_INIT(task, idx, tool, args, kwargs, data.get("dependencies", _EMPTY), data.get("thought"))
+        _checked_init(task, idx, tool, args, kwargs, data.get("dependencies", _EMPTY), data.get("thought"))
         return task
 
     def to_dict(self) -> Dict[str, Any]:
@@ -320,12 +332,9 @@ def _checked_init(task: Task, idx: Any, tool: Any, args: Tuple[Any, ...], kwargs
         in_kwargs = _whole_references(kwargs.values())
     except PlanError as error:
         raise PlanError(f"task {idx}: {error}", task=idx) from None
-    if whole or in_kwargs:
+    if (whole and not whole <= deps) or (in_kwargs and not in_kwargs <= deps):
         deps = deps.union(whole or (), in_kwargs or ())
-    _init(task, int(idx), tool, args, kwargs, deps, thought)
-
-
-_TASK_INIT = _checked_init
+    _init(task, idx if type(idx) is int else int(idx), tool, args, kwargs, deps, thought)
 
 
 def trusted_task(idx: int, tool: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], dependencies: frozenset,

@@ -14,7 +14,7 @@ Imports point one way: ``validation -> plan -> errors``.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Mapping, Optional, Set, Union
+from typing import Any, Collection, Iterable, List, Mapping, Optional, Set, Union
 
 from .errors import CycleError, DuplicateTaskError, PlanError, UnknownReferenceError
 from .plan import Task
@@ -83,21 +83,24 @@ def check_new_tasks(batch: Iterable[Task], *taken: Any, known: Any = ()) -> None
         idx = task.idx
         if idx in known:
             raise duplicate_error(idx, earlier_plan=True)
-        if idx in seen or any(idx in used for used in taken):
+        if idx in seen or (taken and any(idx in used for used in taken)):
             raise duplicate_error(idx)
         if idx in task.dependencies:
             raise self_reference_error(idx)
         seen.add(idx)
 
 
-def find_cycle(dependencies: Mapping[int, Iterable[int]]) -> List[int]:
+def find_cycle(dependencies: Mapping[int, Collection[int]]) -> List[int]:
     """A dependency loop as ``[a, b, ..., a]`` (each depends on the next), or ``[]`` when there is none.
 
-    ``dependencies`` maps each task to the tasks it depends on; only edges between keys count.
-    Searched depth first without recursion, from each key in the mapping's order, each task's
-    dependencies in ascending order, so the same mapping always gives the same cycle. Linear in the
-    number of edges (plus sorting each task's dependencies).
+    ``dependencies`` maps each task to the tasks it depends on (collections, read more than once); only
+    edges between keys count. Searched depth first without recursion, from each key in the mapping's
+    order, each task's dependencies in ascending order, so the same mapping always gives the same cycle.
+    Linear in the number of edges (plus sorting each task's dependencies); when every task depends only
+    on tasks before it in the mapping -- a plan listed in order -- one pass over the edges answers.
     """
+    if _points_back(dependencies):
+        return []
     finished: Set[int] = set()
     for root in dependencies:
         if root in finished:
@@ -118,6 +121,17 @@ def find_cycle(dependencies: Mapping[int, Iterable[int]]) -> List[int]:
                 on_path.add(dep)
                 pending.append(iter(sorted(d for d in dependencies[dep] if d in dependencies)))
     return []
+
+
+def _points_back(dependencies: Mapping[int, Collection[int]]) -> bool:
+    """Whether every edge between keys goes to a key earlier in the mapping (then there is no cycle)."""
+    earlier: Set[int] = set()
+    for task, deps in dependencies.items():
+        for dep in deps:
+            if dep not in earlier and dep in dependencies:
+                return False
+        earlier.add(task)
+    return True
 
 
 def validate_tasks(tasks: Iterable[Union[Task, Mapping[str, Any]]], *, known: Iterable[int] = ()) -> List[Task]:
@@ -146,7 +160,7 @@ def validate_tasks(tasks: Iterable[Union[Task, Mapping[str, Any]]], *, known: It
 def _as_task(item: Any, position: int) -> Task:
     if type(item) is Task:
         return item
-    if isinstance(item, Mapping):
+    if type(item) is dict or isinstance(item, Mapping):
         return Task.from_dict(item)
     if isinstance(item, Task):
         return item

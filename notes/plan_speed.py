@@ -68,7 +68,7 @@ def best_of(repeats: int, work) -> float:
 
 
 def child() -> dict:
-    from llmcompiler.plan import Task, parse_plan
+    from llmcompiler.plan import Task, parse_plan, validate_tasks
 
     dicts = seed_dicts(COUNT)
     text = plan_text(COUNT)
@@ -85,6 +85,7 @@ def child() -> dict:
     figures = {
         "Task(...) us/task": best_of(5, construct) / COUNT * 1e6,
         "Task.from_dict us/task": best_of(5, from_dict) / COUNT * 1e6,
+        "validate_tasks(dicts) us/task": best_of(5, lambda: validate_tasks(dicts)) / COUNT * 1e6,
         "parse_plan us/task": best_of(5, lambda: parse_plan(text)) / COUNT * 1e6,
     }
     many = seed_dicts(MEMORY_COUNT)

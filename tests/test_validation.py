@@ -34,7 +34,9 @@ from llmcompiler.validation import (
         ({7: [], 1: [3], 2: [1], 3: [2, 7]}, [1, 3, 2, 1]),
         ({1: [], 2: [1, 4], 3: [2], 4: [3]}, [2, 4, 3, 2]),
         ({5: (9, 6), 6: {5}}, [5, 6, 5]),  # 9 is no key: an edge to outside the mapping does not count
-        ({1: iter([2]), 2: iter([3]), 3: iter([])}, []),
+        ({1: [2], 2: (3,), 3: frozenset()}, []),
+        ({3: [], 2: [3], 1: [2]}, []),
+        ({1: [], 2: [1], 3: [4], 4: [2, 3]}, [3, 4, 3]),
     ],
 )
 def test_find_cycle(dependencies, cycle):
