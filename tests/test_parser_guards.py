@@ -7,6 +7,7 @@ never a value that breaks whoever prints it later.
 
 from __future__ import annotations
 
+import builtins
 import random
 
 import pytest
@@ -387,3 +388,89 @@ def test_repr_of_a_task_with_unprintable_values():
     assert shown.startswith("Task(idx=1, tool='t', args=(") and "digits" in shown and "unprintable" in shown
     assert len(shown) < 1000
     assert short_repr(task, 100)
+
+
+# -- random bytes, and what plan text can never do ---------------------------------------------------
+
+LITERAL_TYPES = (str, int, float, bool, type(None), list, tuple, dict)
+
+
+def literal_only(value):
+    if isinstance(value, (list, tuple)):
+        return all(literal_only(item) for item in value)
+    if isinstance(value, dict):
+        return all(literal_only(key) and literal_only(item) for key, item in value.items())
+    return type(value) in LITERAL_TYPES
+
+
+def test_random_byte_strings_give_tasks_or_plan_errors():
+    rng = random.Random(77)
+    prefixes = [b"", b"1. a(", b"1. a()\n2. b(", b"Thought: x\n1. t(", b'1. t("']
+    outcomes = {"ok": 0, "error": 0}
+    for round_ in range(3000):
+        data = rng.choice(prefixes) + bytes(rng.randrange(256) for _ in range(rng.randint(0, 40)))
+        text = data.decode("utf-8", "surrogateescape" if round_ % 2 else "replace")
+        try:
+            tasks = parse_plan(text, lenient=round_ % 3 == 0)
+        except PlanError as error:
+            str(error)
+            outcomes["error"] += 1
+        else:
+            assert all(isinstance(task, Task) and literal_only((task.args, task.kwargs)) for task in tasks)
+            outcomes["ok"] += 1
+    assert outcomes["ok"] > 100 and outcomes["error"] > 100, outcomes
+
+
+HOSTILE_PLANS = [
+    '1. t(__import__("os").system("touch /tmp/pwned"))\n',
+    "1. t(open('/etc/passwd').read())\n",
+    "1. t(eval('1+1'), exec('x=1'))\n",
+    "1. t(().__class__.__bases__[0].__subclasses__())\n",
+    "1. t(f'{__import__(\"os\")}')\n",
+    "1. t(*__import__('os').environ)\n",
+    "1. t(**{'a': __import__('sys')})\n",
+    "1. t((lambda: __import__('os'))())\n",
+    "1. t(globals(), vars(), locals())\n",
+    "1. t([x for x in __import__('os').listdir('/')])\n",
+    "1. __import__('os')\n",
+    "1. os.system('id')\n",
+    "1. t(\"\"\"\n\"\"\" + __import__('os').getcwd())\n",
+    "1. t(breakpoint())\n",
+    "1. t(b'\\x00')\n",
+    "1. t('\\N{LATIN SMALL LETTER A}', u'x')\n",  # the one valid plan: two literal strings
+]
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_no_plan_text_imports_evaluates_or_opens_anything(lenient):
+    """The parser reads literals only: with import, open, eval and exec forbidden, every hostile plan is a
+    PlanError or a task whose arguments are literals (lenient mode: the text itself)."""
+    # Load what parsing needs first: the compiler imports unicodedata once, for the first '\N{...}'.
+    parse_plan('1. warm("up", [1], {"k": 2.5}, "\\N{BULLET}")\n2. x(a b)\n', lenient=True)
+    touched = []
+
+    def forbidden(name):
+        def refuse(*args, **kwargs):
+            touched.append(name)
+            raise AssertionError(f"plan text reached {name}")
+        return refuse
+
+    parsed = []
+    names = ("__import__", "open", "eval", "exec", "breakpoint", "globals", "vars", "locals")
+    saved = {name: getattr(builtins, name) for name in names}
+    try:
+        for name in names:  # set by hand: monkeypatch itself imports
+            setattr(builtins, name, forbidden(name))
+        for text in HOSTILE_PLANS:
+            try:
+                parsed.append((text, parse_plan(text, lenient=lenient)))
+            except PlanError:
+                continue
+    finally:
+        for name, value in saved.items():
+            setattr(builtins, name, value)
+    assert touched == []
+    for text, tasks in parsed:
+        assert all(literal_only((task.args, task.kwargs)) for task in tasks), text
+    if not lenient:  # a tool name is only a name: the registry refuses one it does not hold
+        assert [(tasks[0].tool, tasks[0].args) for _, tasks in parsed] == [("__import__", ("os",)), ("t", ("a", "x"))]

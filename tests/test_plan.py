@@ -694,7 +694,8 @@ def test_resolve_leaves_non_dependencies_alone():
 
 FUZZ_TOKENS = ["$", "(", ")", '"', "'", '"""', "[", "]", "{", "}", "\n", ",", "=", "$1", "${", "__import__",
                "lambda", "#", "\\", "<END_OF_PLAN>", "join()", "Thought:", "9999999999999999999999", "1.", " ",
-               "f'", "*", "**", ":", "-", "\r", "\x00", "é", "```"]
+               "f'", "*", "**", ":", "-", "\r", "\x00", "é", "```", "0x" + "f" * 5000, "9" * 4400, "1e999",
+               "[" * 150, "\udcff", "\x1b", "(y:=1)", "\\\n"]
 FUZZ_SEEDS = [text for text, _ in STREAM_PLANS if text] + [
     '1. a(1, -2.5, None, True, (1,), {"k": [$1]}, s="x")\n2. b($1, "t $1")\n',
 ]
