@@ -38,6 +38,7 @@ from .text import exact_text, short_repr
 
 __all__ = [
     "MAX_NESTING",
+    "MAX_INDEX",
     "call_text",
     "Task",
     "whole_reference",
@@ -60,6 +61,7 @@ __all__ = [
 
 MAX_NESTING = 100  # containers inside one argument, at most (the parser counts the call's own bracket too)
 _MAX_INDEX_DIGITS = 18  # a task number longer than this names no task (and int() of thousands may raise)
+MAX_INDEX = 10 ** _MAX_INDEX_DIGITS - 1  # task indices are 1 .. MAX_INDEX, in plan text and in Task(...)
 
 # A string that is exactly one reference: "$3" or "${3}".
 _WHOLE_REFERENCE = re.compile(r"\$(?:\{([0-9]+)\}|([0-9]+))")
@@ -175,22 +177,22 @@ def _frozen_dependencies(value: Any, idx: Any) -> frozenset:
     except TypeError:  # an unhashable item: reported below
         deps = value
     for dep in deps:
-        if type(dep) is not int:
+        if type(dep) is not int or dep < 1 or dep > MAX_INDEX:
             break
     else:
         return deps
     for dep in value:
-        if not _is_index(dep):
-            raise PlanError(f"task {short_repr(idx, 40)}: dependencies must be task indices (int), got "
-                            f"{short_repr(dep, 60)}", task=idx if _is_index(idx) else None)
+        if not _is_index(dep) or not 0 < dep <= MAX_INDEX:
+            raise PlanError(f"task {short_repr(idx, 40)}: dependencies must be task indices (positive ints of at "
+                            f"most 18 digits), got {short_repr(dep, 60)}", task=idx if _is_index(idx) else None)
     return frozenset(int(dep) for dep in value)  # int subclasses (an IntEnum) as plain ints
 
 
 def _task_check(idx: Any, tool: Any) -> None:
     if type(idx) is not int and not _is_index(idx):
         raise PlanError(f"a task index must be a positive int, got {short_repr(idx, 60)}")
-    if idx < 1:
-        raise PlanError(f"a task index must be a positive int, got {idx}")
+    if idx < 1 or idx > MAX_INDEX:
+        raise PlanError(f"a task index must be a positive int of at most 18 digits, got {short_repr(idx, 60)}")
     if type(tool) is not str or not tool:
         raise PlanError(f"task {idx}: the tool name must be a non-empty string", task=idx)
 
@@ -210,6 +212,7 @@ class Task:
     """
 
     __slots__ = _FIELDS
+    __match_args__ = _FIELDS
     idx: int
     tool: str
     args: Tuple[Any, ...]
@@ -304,7 +307,7 @@ class Task:
         raise FrozenInstanceError(f"cannot delete field {name!r}: a Task is immutable")
 
     def __reduce__(self) -> Tuple[Any, ...]:
-        return (Task, (self.idx, self.tool, self.args, self.kwargs, self.dependencies, self.thought))
+        return (type(self), (self.idx, self.tool, self.args, self.kwargs, self.dependencies, self.thought))
 
 
 # The slot setters: the only way a Task's fields are ever written (once, while it is built).

@@ -369,8 +369,9 @@ class Unprintable:
 
 @pytest.mark.parametrize("data, message", [
     ({"idx": Unprintable(), "tool_name": "t"}, "a task index must be a positive int, got <unprintable Unprintable"),
-    ({"idx": 10 ** 5000, "tool_name": "t", "args": {"q": 1}, "dependencies": [Unprintable()]},
-     "dependencies must be task indices (int), got <unprintable Unprintable"),
+    ({"idx": 10 ** 5000, "tool_name": "t"}, "a task index must be a positive int of at most 18 digits, got 1000"),
+    ({"idx": 3, "tool_name": "t", "args": {"q": 1}, "dependencies": [Unprintable()]},
+     "dependencies must be task indices (positive ints of at most 18 digits), got <unprintable Unprintable"),
     ({"tool_name": "t", "args": {"q": 10 ** 5000}}, "task dict has no 'idx'"),
     ({"idx": Unprintable(), "args": {}}, "the dict has no 'tool_name'"),
     ({"idx": 2, "tool_name": "t", "args": 10 ** 5000}, "task 2: 'args' must be a dict or a list, got int"),

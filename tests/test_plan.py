@@ -848,15 +848,18 @@ def test_task_field_types():
     assert Task(1, "t").dependencies is Task(2, "t").dependencies  # one shared empty set
 
 
-@pytest.mark.parametrize("idx", [0, -1, True, 1.0, "1", None])
+@pytest.mark.parametrize("idx", [0, -1, True, 1.0, "1", None, 10 ** 18, 10 ** 5000],
+                         ids=["0", "-1", "True", "1.0", "str", "None", "10**18", "10**5000"])
 def test_task_index_must_be_a_positive_int(idx):
     with pytest.raises(PlanError, match="a task index must be a positive int"):
         Task(idx, "t")
 
 
 @pytest.mark.parametrize("deps, message", [
-    ([1, "2"], "dependencies must be task indices \\(int\\), got '2'"),
+    ([1, "2"], "dependencies must be task indices \\(positive ints of at most 18 digits\\), got '2'"),
     ([True], "got True"),
+    ([0], "got 0"),
+    ([10 ** 5000], "got 100000000000...\\[5,001 digits\\]"),
     ("12", "'dependencies' must be a list of task indices, got str"),
 ])
 def test_task_dependencies_must_be_indices(deps, message):
