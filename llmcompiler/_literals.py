@@ -6,10 +6,15 @@ comments and a stray ``$``, and turns every bare ``$N`` / ``${N}`` outside a str
 literal ``"$N"``; it raises ``ArgumentError``, which the parser reports with the line and task.
 ``read_arguments`` then parses that text with ``ast`` and accepts only literals -- str, int, float, bool,
 None, list, tuple, dict, a sign on a number -- raising ``PlanSyntaxError`` naming the first thing that is
-not one.
+not one. Literals are bounded: an int of more than ``MAX_DIGITS`` decimal digits (in any base), a float
+that overflows, a NUL character or a lone surrogate is refused with a message saying so, before
+anything later has to print the value.
 
-What ``$N`` means, and the rest of the plan language, belongs to ``plan``, the only user of this module.
-It imports nothing from the package but ``errors``.
+``read_simple_call`` is the fast path for the common one-line call of plain literals: it reads it
+without ``ast`` and answers None for anything else, which then takes the path above.
+
+What ``$N`` means, and the rest of the plan language, belongs to ``parser`` (the only user of this
+module) and ``plan``. It imports nothing from the package but ``errors`` and ``plan.MAX_NESTING``.
 """
 
 from __future__ import annotations
@@ -295,6 +300,10 @@ _NAMED = {"True": True, "False": False, "None": None}
 _END_OF_LINE = re.compile(r"[ \t]*")
 
 
+class _NotSimple(Exception):
+    """The call is not one the fast path reads: it takes the general path (internal)."""
+
+
 def read_simple_call(line: str, pos: int) -> Optional[Tuple[Tuple[Any, ...], Dict[str, Any], List[str]]]:
     """Read the call whose arguments start at ``line[pos]`` (just past its ``(``) when it is simple.
 
@@ -304,68 +313,78 @@ def read_simple_call(line: str, pos: int) -> Optional[Tuple[Tuple[Any, ...], Dic
     kwargs: Dict[str, Any] = {}
     dollars: List[str] = []
     stack: List[List[Any]] = []  # the lists open around the current value
-    keyword: Optional[str] = None
+    keyword: Optional[str] = None  # the keyword whose value comes next
     expect_value = True  # False: after a value, a ',' or a closing bracket comes next
-    while True:
-        token = _FAST_TOKEN.match(line, pos)
-        if token is None:
-            return None
-        pos = token.end()
-        kind = token.lastindex
-        if expect_value and kind != 9:
-            if kind == 1 or kind == 2:
-                value: Any = token.group(kind)
-                if "$" in value:
-                    dollars.append(value)
-            elif kind == 3:
-                value = int(token.group(3))
-            elif kind == 4:
-                value = float(token.group(4))
-            elif kind == 5 or kind == 6:
-                name = token.group(5)
-                if token.group(6):
+    try:
+        while True:
+            token = _FAST_TOKEN.match(line, pos)
+            if token is None:
+                return None
+            pos = token.end()
+            kind = token.lastindex
+            if expect_value and kind != 9:
+                if kind == 6:  # 'name =': a keyword argument starts
+                    name = token.group(5)
                     if stack or keyword is not None or name in kwargs or keyword_module.iskeyword(name):
                         return None
                     keyword = name
                     continue
-                if name not in _NAMED:
+                keyword = _place(_token_value(token, kind, dollars), stack, args, kwargs, keyword)
+                expect_value = False
+                continue
+            mark = token.group(9)
+            if mark == "[" and expect_value:
+                if len(stack) + 2 > _MAX_NESTING:
                     return None
-                value = _NAMED[name]
+                stack.append([])
+            elif mark == "," and not expect_value:
+                expect_value = True
+            elif mark == "]" and stack:  # after a value, after '[' or after a trailing ','
+                keyword = _place(stack.pop(), stack, args, kwargs, keyword)
+                expect_value = False
+            elif mark == ")" and not stack and keyword is None:
+                if _END_OF_LINE.fullmatch(line, pos) is None:
+                    return None
+                return tuple(args), kwargs, dollars
             else:
-                value = "$" + (token.group(7) or token.group(8))
-                dollars.append(value)
-            if stack:
-                stack[-1].append(value)
-            elif keyword is not None:
-                kwargs[keyword], keyword = value, None
-            elif kwargs:
-                return None  # a positional argument after a keyword one: the general path says so
-            else:
-                args.append(value)
-            expect_value = False
-            continue
-        mark = token.group(9)
-        if mark == "[" and expect_value:
-            if len(stack) + 2 > _MAX_NESTING:
                 return None
-            stack.append([])
-        elif mark == "," and not expect_value:
-            expect_value = True
-        elif mark == "]" and stack:  # after a value, after '[' or after a trailing ','
-            done = stack.pop()
-            if stack:
-                stack[-1].append(done)
-            elif keyword is not None:
-                kwargs[keyword], keyword = done, None
-            elif kwargs:
-                return None
-            else:
-                args.append(done)
-            expect_value = False
-        elif mark == ")" and not stack and keyword is None:
-            if _END_OF_LINE.fullmatch(line, pos) is None:
-                return None
-            return tuple(args), kwargs, dollars
-        else:
-            return None
+    except _NotSimple:
+        return None
 
+
+def _token_value(token: "re.Match[str]", kind: int, dollars: List[str]) -> Any:
+    """The value a fast-path token stands for; strings holding a '$' are added to ``dollars``."""
+    if kind == 1 or kind == 2:
+        text = token.group(kind)
+        if "$" in text:
+            dollars.append(text)
+        return text
+    if kind == 3:
+        return int(token.group(3))
+    if kind == 4:
+        return float(token.group(4))
+    if kind == 5:
+        name = token.group(5)
+        if name not in _NAMED:
+            raise _NotSimple(name)  # a name is no literal: the general path says so
+        return _NAMED[name]
+    reference = "$" + (token.group(7) or token.group(8))
+    dollars.append(reference)
+    return reference
+
+
+def _place(value: Any, stack: List[List[Any]], args: List[Any], kwargs: Dict[str, Any],
+           keyword: Optional[str]) -> Optional[str]:
+    """Put a value where it belongs: the open list, the pending keyword, or the positional arguments.
+
+    Returns the keyword still pending afterwards (``keyword`` inside a list, else None)."""
+    if stack:
+        stack[-1].append(value)
+        return keyword
+    if keyword is not None:
+        kwargs[keyword] = value
+    elif kwargs:
+        raise _NotSimple("a positional argument after a keyword one")
+    else:
+        args.append(value)
+    return None
