@@ -53,6 +53,7 @@ from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
 from ._literals import ArgumentError, ArgumentScanner, read_arguments, read_simple_call, small_int
 from .errors import PlanError, PlanSyntaxError
 from .plan import Task, references, string_references, trusted_task
+from .text import short_repr
 from .validation import duplicate_error, unknown_reference_error
 
 __all__ = ["END_OF_PLAN", "PlanParser", "parse_plan"]
@@ -230,7 +231,7 @@ class PlanParser:
             self._finish_plan()
         elif dotted := _DOTTED_TASK_LINE.match(line):
             raise PlanSyntaxError(f"line {number}: tool names must be plain identifiers, got "
-                                  f"{dotted.group(2)!r}", line=number, text=line)
+                                  f"{short_repr(dotted.group(2), 60)}", line=number, text=line)
         elif self._lenient:
             self._add_thought(line)
         else:
@@ -325,8 +326,11 @@ class PlanParser:
                   args: Tuple[Any, ...], kwargs: Dict[str, Any], dollars: Optional[List[str]]) -> None:
         """Check the task's index and references and record it. ``dollars``: its strings holding a '$'
         (None: find them here)."""
-        idx = self._index(digits, line, text)
-        self._check_new_index(idx, line)
+        idx = int(digits) if len(digits) <= 18 else 0
+        if idx < 1:
+            idx = self._index(digits, line, text)  # raises
+        if idx in self._defined or idx in self._known:
+            self._check_new_index(idx, line)  # raises
         dependencies = self._dependencies(idx, line, args, kwargs, dollars)
         parsed = trusted_task(idx, tool, args, kwargs, dependencies, thought)
         self._defined[idx] = line
