@@ -49,6 +49,7 @@ _EXPORTS = {
     "LLMError": "errors", "LLMConnectionError": "errors", "LLMHTTPError": "errors",
     "LLMTimeoutError": "errors", "JoinerOutputError": "errors",
     "ProcessStartError": "errors",
+    "SubstitutionError": "errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -75,6 +76,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
                          TaskTimeoutError, ToolCallError, ToolDefinitionError, ToolError,
                          UnknownReferenceError, WorkerDiedError)
     from .errors import ProcessStartError
+    from .errors import SubstitutionError
     from .llm import LLM, OpenAIChat, ScriptedLLM, Usage
     from .plan import PlanParser, Task, parse_plan, validate_tasks
     from .engine import Engine, run_tasks

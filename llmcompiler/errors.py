@@ -19,6 +19,7 @@ The tree, and who raises what:
         StoreError                           the observation store failed (e.g. its manager died)
         ProcessStartError                    worker processes cannot be started safely from here
     RenderError (ValueError)               a value's own __str__ failed where its exact text was needed
+      SubstitutionError                    ... while filling "$N" into a task's string argument
       LLMError (RuntimeError)              talking to a language model failed
         LLMConnectionError (ConnectionError)
         LLMHTTPError                         the server answered with an HTTP error status
@@ -56,6 +57,7 @@ __all__ = [
     "JoinerOutputError",
     "RenderError",
     "ProcessStartError",
+    "SubstitutionError",
 ]
 
 
@@ -232,3 +234,16 @@ class ProcessStartError(RunError):
         super().__init__(message)
         self.path = path
         self.line = line
+
+
+class SubstitutionError(RenderError):
+    """An observation's ``str()`` failed while it was filled into a task's string argument
+    (``"the result is $1"``). ``task`` is the task whose argument it was, ``reference`` the task
+    referred to, ``argument`` names the argument (``argument 'q'`` or ``argument 2``). The original
+    error is the cause."""
+
+    def __init__(self, message: str, *, task: int, reference: int, argument: str, value_type: str = ""):
+        super().__init__(message, value_type=value_type)
+        self.task = task
+        self.reference = reference
+        self.argument = argument
