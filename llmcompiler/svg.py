@@ -147,9 +147,10 @@ def _legend(views: List[TaskView], kinds: Sequence[str]) -> str:
         x += 24 + 7 * len(kind)
     for kind in kinds:
         colour = _PHASE_COLOURS.get(kind, _OTHER_PHASE)
+        shown = short_text(kind, 30)
         items.append(f'<rect x="{x}" y="32" width="10" height="10" fill="{colour}" opacity="0.8"/>'
-                     f'<text x="{x + 14}" y="41">{kind}</text>')
-        x += 24 + 7 * len(kind)
+                     f'<text x="{x + 14}" y="41">{_text(shown)}</text>')
+        x += 24 + 7 * len(shown)
     return "".join(items)
 
 
