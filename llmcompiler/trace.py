@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # only a type: this module reads events by their fields
     from .results import Event
 
 __all__ = ["Span", "TaskView", "spans", "task_views", "timeline", "chrome_trace", "write_chrome_trace",
-           "serial_time", "makespan", "OUTCOMES"]
+           "serial_time", "makespan", "arguments_text", "OUTCOMES"]
 
 Phase = Tuple[str, float, float]
 Destination = Union[str, "os.PathLike[str]", IO[str]]
@@ -147,7 +147,7 @@ def task_views(source: Any) -> List[TaskView]:
         task = tasks.get(idx)
         views.append(TaskView(
             idx, first[idx].tool, outcome, span, first[idx].time, settled,
-            getattr(failure, "cause", None), _arguments(task), _error(failure),
+            getattr(failure, "cause", None), arguments_text(task), _error(failure),
             tuple(sorted(getattr(task, "dependencies", ())))))
     return views
 
@@ -164,17 +164,18 @@ def _outcome(span: Optional[Span], final: Optional["Event"], failure: Any) -> st
     return "running"  # started or retrying, no end yet
 
 
-def _arguments(task: Any) -> str:
-    """``task``'s arguments as the plan wrote them, shortened: ``'Tokyo', $1`` (empty when unknown)."""
+def arguments_text(task: Any, limit: int = _ARGUMENTS_LIMIT) -> str:
+    """``task``'s arguments as the plan wrote them, at most ``limit`` characters: ``'Tokyo', $1``
+    ("" for None). Never raises, whatever the values."""
     if task is None:
         return ""
     try:
         call = call_text(task)
     except Exception:  # a value whose repr fails: show the arguments safely instead
-        return short_text(f"{short_repr(tuple(task.args), 100)} {short_repr(dict(task.kwargs), 100)}",
-                          _ARGUMENTS_LIMIT)
+        return short_text(f"{short_repr(tuple(task.args), limit)} {short_repr(dict(task.kwargs), limit)}",
+                          limit)
     inside = call[len(task.tool) + 1:-1] if call.startswith(task.tool + "(") else call
-    return short_text(inside, _ARGUMENTS_LIMIT)
+    return short_text(inside, limit)
 
 
 def _error(failure: Any) -> str:

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import xml.etree.ElementTree as ElementTree
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -46,9 +47,9 @@ def one_error_line(err: str) -> str:
 
 
 def test_run_prints_observations_and_timeline(tmp_path, capsys):
-    trace_path = tmp_path / "trace.json"
+    trace_path, timeline_path = tmp_path / "trace.json", tmp_path / "timeline.svg"
     code = main(["run", write(tmp_path, GOOD_PLAN), "--tools", "cli_fixture_tools", "--max-workers", "4",
-                 "--trace", str(trace_path)])
+                 "--trace", str(trace_path), "--timeline", str(timeline_path)])
     out = capsys.readouterr().out
     assert code == 0
     assert "1. slow_echo('hello', 0.2) -> hello" in out
@@ -56,8 +57,13 @@ def test_run_prints_observations_and_timeline(tmp_path, capsys):
     assert "4. square(7) -> 49" in out
     assert "slow_echo" in out and "|" in out and "ms" in out  # the timeline
     assert "saved" in out  # the two 0.2 s calls ran at the same time
-    names = {item["name"] for item in json.loads(trace_path.read_text())}
+    written = json.loads(trace_path.read_text())
+    names = {item["name"] for item in written["traceEvents"] if item["ph"] == "X"}
     assert names == {"1. slow_echo", "2. slow_echo", "3. concat", "4. square"}
+    bars = [item for item in ElementTree.parse(timeline_path).iter("{http://www.w3.org/2000/svg}rect")
+            if (item.get("class") or "").startswith("bar ")]
+    assert sorted(item.get("data-task") for item in bars) == ["1", "2", "3", "4"]
+    assert f"Timeline file written to {timeline_path}" in out
 
 
 def test_run_with_a_failing_task_exits_1(tmp_path, capsys):
