@@ -55,8 +55,8 @@ def outcome_lines(tasks: Mapping[int, Task], observations: Mapping[int, Any], fa
 
 
 def saving(before: float, after: float) -> str:
-    """``"   (1.20 s saved, 2.5x faster)"``, or "" when ``after`` is not faster."""
-    if after <= 0 or before <= after:
+    """``"   (1.20 s saved, 2.5x faster)"``, or "" when ``after`` is not at least 0.01 s faster."""
+    if after <= 0 or before - after < 0.005:
         return ""
     return f"   ({before - after:.2f} s saved, {before / after:.1f}x faster)"
 

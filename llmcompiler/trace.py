@@ -311,7 +311,8 @@ def chrome_trace(source: Any, *, phases: Sequence[Phase] = ()) -> Dict[str, Any]
     """The trace as a JSON-ready dict ``{"traceEvents": [...], "displayTimeUnit": "ms", "otherData":
     {...}}`` (see the comment above for the lanes). ``ts``/``dur`` are microseconds from the earliest
     thing shown; a span's ``args`` carry the task index, tool, arguments (shortened), outcome, worker
-    and, for a failure, the error. ``otherData`` has the makespan and the serial sum in ms."""
+    and, for a failure, the error. ``otherData`` has the makespan and the serial sum in ms, and the
+    ``time.perf_counter()`` value that ``ts`` 0 stands for (``clock_origin_s``)."""
     views = task_views(source)
     times = [view.seen for view in views] + [start for _, start, _ in phases]
     times += [view.span.start for view in views if view.span is not None]
@@ -332,7 +333,7 @@ def chrome_trace(source: Any, *, phases: Sequence[Phase] = ()) -> Dict[str, Any]
             trace += _not_run_events(view, lanes.lane(_TOOLS_PID, _NOT_RUN), origin, marks)
     return {"traceEvents": lanes.metadata() + trace, "displayTimeUnit": "ms",
             "otherData": {"makespan_ms": round(makespan(source) * 1000, 3),
-                          "serial_ms": round(serial_time(source) * 1000, 3)}}
+                          "serial_ms": round(serial_time(source) * 1000, 3), "clock_origin_s": origin}}
 
 
 def _span_events(view: TaskView, tid: int, origin: float, marks: Dict[int, Tuple[int, float]]) -> List[dict]:

@@ -108,7 +108,7 @@ def test_chrome_trace_is_the_object_form_with_named_lanes():
     assert lanes[(2, spans["2. crunch"]["tid"])] == "process-7"
     assert spans["3. search"]["args"] == {"task": 3, "tool": "search", "arguments": "", "outcome": "failed",
                                           "worker": "thread-1"}
-    assert found["otherData"] == {"makespan_ms": 1000.0, "serial_ms": 1750.0}
+    assert found["otherData"] == {"makespan_ms": 1000.0, "serial_ms": 1750.0, "clock_origin_s": -0.5}
     assert trace.chrome_trace([])["traceEvents"] == []
 
 
