@@ -7,8 +7,11 @@ server-sent events. Every subprocess and server wait has a timeout.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from llmcompiler.cli import main
+from llmcompiler.examples import TIMES_VARIABLE, measured_calls
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS_DIR)
@@ -224,8 +228,8 @@ def test_ask_unreachable_server_exits_1(capsys):
 # -- python -m llmcompiler -----------------------------------------------------------------------------
 
 
-def run_module(*args, stdin=None, timeout=30):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TESTS_DIR]))
+def run_module(*args, stdin=None, timeout=30, extra_env=None):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TESTS_DIR]), **(extra_env or {}))
     return subprocess.run([sys.executable, "-m", "llmcompiler", *args], cwd=ROOT, env=env, input=stdin,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -243,8 +247,11 @@ def test_module_run_with_a_failing_plan_exits_1():
     assert "FAILED: ValueError: boom" in finished.stdout
 
 
-def test_module_demo_runs_offline_in_a_few_seconds():
-    finished = run_module("demo")
+def test_module_demo_runs_offline_and_its_figures_are_the_tools_own(tmp_path):
+    """The demo's "one by one" sum comes from real started/finished events: each tool's own measured
+    call lies inside its task's span, and the sum of the spans is what the demo prints."""
+    times, trace_path = tmp_path / "times.tsv", tmp_path / "trace.json"
+    finished = run_module("demo", "--trace", str(trace_path), extra_env={TIMES_VARIABLE: str(times)})
     assert finished.returncode == 0, finished.stderr
     out = finished.stdout
     assert "Plan 1 (streamed" in out and "Plan 2 (streamed" in out
@@ -252,3 +259,61 @@ def test_module_demo_runs_offline_in_a_few_seconds():
     assert "simulate_growth" in out and "~" in out  # the timeline, with the model's streaming
     assert "saved" in out
     assert finished.stderr == ""
+
+    written = json.loads(trace_path.read_text())
+    origin = written["otherData"]["clock_origin_s"]
+    spans = [(item["args"]["tool"], origin + item["ts"] / 1e6, origin + (item["ts"] + item["dur"]) / 1e6)
+             for item in written["traceEvents"] if item["ph"] == "X" and item["pid"] == 2]
+    calls = measured_calls(str(times))
+    assert sorted(call.tool for call in calls) == sorted(tool for tool, _, _ in spans)
+    assert len(calls) == 10  # 11 tasks, one skipped
+    assert _contained(calls, spans), (calls, spans)
+
+    printed = float(re.search(r"tool calls one by one \(sum of their durations\) +([0-9.]+) s", out).group(1))
+    span_sum = sum(end - start for _, start, end in spans)
+    measured = sum(call.end - call.start for call in calls)
+    assert printed == pytest.approx(span_sum, abs=0.006)  # printed with 2 decimals
+    assert measured <= span_sum + 1e-6  # each call is inside its span (checked above)
+    # The engine's own time per call (handing it over, stamping events) is small next to these
+    # 0.15-0.3 s calls; a span that also counted time queued behind other calls would not be.
+    assert span_sum - measured < 0.1 + 0.1 * measured, (span_sum, measured)
+
+
+def _contained(calls, spans) -> bool:
+    """Whether each measured call can be paired with a span of the same tool that contains it."""
+    for tool in {call.tool for call in calls}:
+        mine = [call for call in calls if call.tool == tool]
+        theirs = [(start, end) for name, start, end in spans if name == tool]
+        if not any(all(start <= call.start and call.end <= end for call, (start, end) in zip(mine, order))
+                   for order in itertools.permutations(theirs)):
+            return False
+    return True
+
+
+def test_ctrl_c_prints_what_was_observed_and_exits_130_at_once():
+    """SIGINT once the tool has begun: exit 130 without waiting for the tool's 30 s sleep."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TESTS_DIR]))
+    child = subprocess.Popen([sys.executable, "-m", "llmcompiler", "run", "-", "--tools", "cli_fixture_tools"],
+                             cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        child.stdin.write('1. nap(30)\n2. echo("quick")\n')
+        child.stdin.close()
+        assert child.stdout.readline().startswith("nap started"), child.stderr.read()
+        child.send_signal(signal.SIGINT)
+        try:
+            code = child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.xfail("the process only exits once the interrupted tool call returns: the engine's "
+                         "pool threads are joined at interpreter exit (fixed by the daemon thread lane)")
+        out, err = child.stdout.read(), child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+        for stream in (child.stdout, child.stderr):
+            stream.close()
+    assert code == 130, err
+    assert "1. nap(30) CANCELLED" in out and "2. echo('quick') -> quick" in out
+    assert err.strip().splitlines()[-1] == "llmcompiler: interrupted"
+    assert "Traceback" not in err
