@@ -5,6 +5,19 @@
 * ``ask "QUESTION" --tools MODULE``: the whole loop against an OpenAI-compatible server.
 * ``demo``: the whole loop offline, on ``examples.py``'s tools and scripted model.
 
+Every command takes ``--trace FILE`` (a Chrome trace-event file: open it in https://ui.perfetto.dev or
+chrome://tracing), ``--timeline FILE`` (an SVG picture of the run), ``-q/--quiet`` (no live progress
+line) and ``-v/--verbose`` (the package's log records on stderr: ``-v`` INFO, ``-vv`` DEBUG, one line
+per task event). The progress line (``tasks: 3/8 done, 2 running, 1 failed``) is drawn on stderr only
+when stderr is a terminal, and not with ``-v`` (log lines would tear it). ``ask --joiner-model NAME``
+uses a second model, on the same server, for the joiner.
+
+What is printed goes through ``console``: every value shortened, never a traceback for a value.
+When an error is raised after tools ran and carries what was computed (``error.result``, a
+``RunResult`` or a partial ``CompilerResult``), that is printed first: plan lines, results, timeline,
+and the ``--trace``/``--timeline`` files are still written. Ctrl-C prints what was observed and exits
+130.
+
 Exit codes:
 
 * 0: success. In ``ask`` and ``demo`` that means a final answer, even if some task failed on the way
@@ -13,7 +26,8 @@ Exit codes:
   error while running (a model call failed, the joiner's answer could not be read, ...).
 * 2: bad arguments or input, before anything runs: argparse's own errors, and ours (an unreadable plan
   file, an unimportable tools module, a plan that cannot be read or does not fit the tools), ours
-  always as one line ``llmcompiler: error: ...`` on stderr.
+  always as one line ``llmcompiler: error: ...`` on stderr (every error of ours is one line: exit 1
+  or 2, never a traceback).
 * 130: interrupted.
 
 For ``--tools``, the current directory is put on ``sys.path`` (as ``python -m`` does), so a module next
@@ -132,7 +146,7 @@ def _output_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("-q", "--quiet", action="store_true",
                          help="no live progress line (it is shown only when stderr is a terminal)")
     command.add_argument("-v", "--verbose", action="count", default=0,
-                         help="log to stderr: -v at INFO, -vv at DEBUG (each task event)")
+                         help="log to stderr: -v at INFO, -vv at DEBUG (each task event); no progress line")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

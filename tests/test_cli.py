@@ -126,9 +126,11 @@ def test_bad_arguments_exit_2(argv, capsys):
 
 @pytest.mark.parametrize("command, words", [
     ([], ["run", "ask", "demo"]),
-    (["run"], ["PLAN_FILE", "--tools", "--max-workers", "--lenient", "--trace"]),
-    (["ask"], ["QUESTION", "--base-url", "--model", "--api-key-env", "--max-replans"]),
-    (["demo"], ["--delay"]),
+    (["run"], ["PLAN_FILE", "--tools", "--max-workers", "--lenient", "--trace", "--timeline", "--quiet",
+               "--verbose"]),
+    (["ask"], ["QUESTION", "--base-url", "--model", "--api-key-env", "--max-replans", "--joiner-model",
+               "--timeline", "--quiet", "--verbose"]),
+    (["demo"], ["--delay", "--trace", "--timeline", "--quiet", "--verbose"]),
 ])
 def test_help_on_every_command(command, words, capsys):
     assert main(command + ["--help"]) == 0
