@@ -48,7 +48,9 @@ def outcome_lines(tasks: Mapping[int, Task], observations: Mapping[int, Any], fa
                 lines.append(f"{call} SKIPPED: it depends on task {failure.cause}, which did not finish")
             else:
                 detail = f": {failure.error_type}: {shorten(failure.message, limit)}" if failure.error_type else ""
-                lines.append(f"{call} {failure.kind.upper()}{shorten(detail, limit)}")
+                step = getattr(failure, "step", "")  # an engine step, when it was not the tool that failed
+                where = f" while {shorten(step, 60)}" if step else ""
+                lines.append(f"{call} {failure.kind.upper()}{where}{shorten(detail, limit)}")
         else:
             lines.append(f"{call} (no result)")
     return lines

@@ -183,8 +183,12 @@ def _error(failure: Any) -> str:
         return ""
     if getattr(failure, "kind", "") == "skipped":
         return f"skipped: task {failure.cause} did not finish"
-    detail = f"{failure.error_type}: {failure.message}" if failure.error_type else failure.kind
-    return short_text(" ".join(short_text(detail, _ERROR_LIMIT * 4).split()), _ERROR_LIMIT)
+    detail = f"{failure.error_type}: {short_text(failure.message, _ERROR_LIMIT)}" if failure.error_type \
+        else failure.kind
+    step = getattr(failure, "step", "")  # which engine step failed, when it was not the tool itself
+    if step:
+        detail = f"while {short_text(step, 60)}: {detail}"
+    return " ".join(short_text(detail, _ERROR_LIMIT).split())
 
 
 # -- the text timeline ----------------------------------------------------------------------------

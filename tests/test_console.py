@@ -222,3 +222,14 @@ def test_ask_with_a_separate_joiner_model(server, capsys):
     assert ask(server, "--joiner-model", "cheap") == 0
     assert [request["body"]["model"] for request in server.requests] == ["stub", "cheap"]
     assert "Joiner model: cheap" in capsys.readouterr().out
+
+
+def test_a_failure_in_an_engine_step_names_the_step():
+    from llmcompiler import Task
+    from llmcompiler.results import TaskFailure
+
+    failure = TaskFailure(2, "g", "failed", "RenderError", "str() of a Bad value raised KeyError: 'x'")
+    failure.step = "resolving arguments"  # a field of TaskFailure on the engine's side
+    (line,) = console.outcome_lines({2: Task(2, "g", ("the result is $1",))}, {}, {2: failure})
+    assert line == ("2. g('the result is $1') FAILED while resolving arguments: RenderError: str() of a "
+                    "Bad value raised KeyError: 'x'")

@@ -206,3 +206,10 @@ def test_a_real_run_shows_parallel_spans():
     assert trace.makespan(result) < trace.serial_time(result)  # follows from the overlap above
     rows = trace.timeline(result).splitlines()[1:]
     assert len(rows) == 3 and all(row.count("#") >= 30 for row in rows)
+
+
+def test_a_failed_engine_step_is_named_in_the_error():
+    failure = Failure("failed", error_type="RenderError", message="str() raised\nKeyError")
+    failure.step = "resolving arguments"
+    (view,) = [view for view in trace.task_views(Source(EVENTS, {3: failure})) if view.task == 3]
+    assert view.error == "while resolving arguments: RenderError: str() raised KeyError"
