@@ -42,7 +42,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Callable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from . import svg, trace
 from .compiler import CompilerResult, LLMCompiler

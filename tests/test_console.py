@@ -233,3 +233,20 @@ def test_a_failure_in_an_engine_step_names_the_step():
     (line,) = console.outcome_lines({2: Task(2, "g", ("the result is $1",))}, {}, {2: failure})
     assert line == ("2. g('the result is $1') FAILED while resolving arguments: RenderError: str() of a "
                     "Bad value raised KeyError: 'x'")
+
+
+def test_an_interrupted_run_prints_what_was_observed_and_exits_130(tmp_path, monkeypatch, capsys):
+    from llmcompiler.results import RunInterrupted
+
+    class InterruptedEngine(Engine):
+        def run(self, tasks, **kwargs):
+            raise RunInterrupted(super().run(tasks, **kwargs))
+
+    monkeypatch.setattr(cli, "Engine", InterruptedEngine)
+    trace_path = tmp_path / "t.json"
+    assert main(["run", write(tmp_path, FAILING_PLAN), "--tools", "cli_fixture_tools",
+                 "--trace", str(trace_path)]) == 130
+    captured = capsys.readouterr()
+    assert "1. echo('ok') -> ok" in captured.out and "|" in captured.out
+    assert trace_path.exists()
+    assert captured.err.strip().splitlines() == ["llmcompiler: interrupted"]
