@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Parallel function calling for LLM agents (LLMCompiler), standard library only.")
+    # Also before the command (`llmcompiler -v run ...`); its own dest, as a command's default would
+    # overwrite it.
+    parser.add_argument("-v", "--verbose", action="count", default=0, dest="verbose_before",
+                        help="log to stderr: -v at INFO, -vv at DEBUG")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="execute a plan file (no LLM) and show what ran in parallel",
@@ -157,7 +161,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as stop:  # --help, or argparse's own one-line error (exit 2)
         return stop.code if isinstance(stop.code, int) else 2
     try:
-        with _logging(getattr(args, "verbose", 0)):
+        args.verbose = getattr(args, "verbose", 0) + args.verbose_before
+        with _logging(args.verbose):
             for option in ("trace", "timeline"):
                 if getattr(args, option, None):
                     _check_writable(getattr(args, option), option)

@@ -118,7 +118,7 @@ def test_verbose_logs_to_stderr_and_cleans_up(tmp_path, capsys):
     assert "INFO llmcompiler.cli: running 3 tasks from" in info
     assert "INFO llmcompiler.cli: ran 3 tasks: 2 failed or skipped" in info
     assert "DEBUG" not in info
-    assert main(["run", plan, "--tools", "cli_fixture_tools", "-vv"]) == 1
+    assert main(["-v", "run", plan, "--tools", "cli_fixture_tools", "-v"]) == 1  # -v before the command too
     debug = capsys.readouterr().err
     assert "DEBUG llmcompiler.cli: task 2 (fail) failed on " in debug
     assert "DEBUG llmcompiler.cli: task 3 (concat) skipped" in debug
