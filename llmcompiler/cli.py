@@ -252,8 +252,9 @@ def _load_tools(module: str) -> ToolRegistry:
 def _write_pictures(args: argparse.Namespace, source: Any, phases: Sequence[tuple] = ()) -> bool:
     """Write the ``--trace`` and ``--timeline`` files asked for; False when one could not be written."""
     written = True
-    for option, write, opens in (("trace", trace.write_chrome_trace, "https://ui.perfetto.dev or chrome://tracing"),
-                                 ("timeline", svg.write_svg_timeline, "a web browser")):
+    for option, write, opens in (
+            ("trace", trace.write_chrome_trace, "https://ui.perfetto.dev or chrome://tracing"),
+            ("timeline", svg.write_svg_timeline, "a web browser")):
         path = getattr(args, option, None)
         if not path:
             continue

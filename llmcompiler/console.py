@@ -47,7 +47,8 @@ def outcome_lines(tasks: Mapping[int, Task], observations: Mapping[int, Any], fa
             if failure.kind == "skipped":
                 lines.append(f"{call} SKIPPED: it depends on task {failure.cause}, which did not finish")
             else:
-                detail = f": {failure.error_type}: {shorten(failure.message, limit)}" if failure.error_type else ""
+                detail = (f": {failure.error_type}: {shorten(failure.message, limit)}"
+                          if failure.error_type else "")
                 step = getattr(failure, "step", "")  # an engine step, when it was not the tool that failed
                 where = f" while {shorten(step, 60)}" if step else ""
                 lines.append(f"{call} {failure.kind.upper()}{where}{shorten(detail, limit)}")
@@ -193,7 +194,8 @@ class RoundPrinter:
     def round(self, round_: Round) -> None:
         """An ``on_round`` callback: print the round's log."""
         self._header()
-        lines = [f"  {at - self._origin:6.2f}s  {what:<8} {text}" for at, _, what, text in sorted(self._log(round_))]
+        lines = [f"  {at - self._origin:6.2f}s  {what:<8} {text}"
+                 for at, _, what, text in sorted(self._log(round_))]
         if lines:
             self._print("\n".join(lines))
         self._round += 1

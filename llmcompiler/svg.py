@@ -169,14 +169,15 @@ def _axis(scale: _Scale, height: int) -> List[str]:
     """Ticks and grid lines; labels in ms below 2 s, else in s."""
     step = _tick_step(scale.span)
     in_seconds = scale.span >= 2
-    decimals = max(0, -math.floor(math.log10(step))) if in_seconds else max(0, -math.floor(math.log10(step * 1000)))
+    unit = 1 if in_seconds else 1000
+    decimals = max(0, -math.floor(math.log10(step * unit)))  # enough to tell the ticks apart
     bottom = height - 26
     parts = [f'<line x1="{scale.left}" y1="{_TOP - 4}" x2="{scale.left + scale.width}" y2="{_TOP - 4}" '
              'stroke="#444"/>']
     for number in range(int(scale.span / step + 1e-9) + 1):
         offset = number * step
         x = scale.x(scale.origin + offset)
-        value = offset if in_seconds else offset * 1000
+        value = offset * unit
         label = f"{value:.{decimals}f} {'s' if in_seconds else 'ms'}"
         parts.append(f'<line x1="{x:.1f}" y1="{_TOP - 8}" x2="{x:.1f}" y2="{bottom}" stroke="#e0e0e0"/>'
                      f'<text x="{x:.1f}" y="{_TOP - 11}" text-anchor="middle" class="tick">{label}</text>')
@@ -233,7 +234,8 @@ def _task_row(view: TaskView, row: int, scale: _Scale, width: int) -> List[str]:
         return parts
     at = scale.x(view.settled if view.settled is not None else view.seen)
     parts.append(f'<path class="mark {view.outcome}" data-task="{view.task}" '
-                 f'd="M{at:.1f},{top + 4} l5,6 l-5,6 l-5,-6 z" fill="{colour}"><title>{tooltip}</title></path>')
+                 f'd="M{at:.1f},{top + 4} l5,6 l-5,6 l-5,-6 z" fill="{colour}">'
+                 f'<title>{tooltip}</title></path>')
     why = f"{view.outcome} (task {view.cause} did not finish)" if view.cause is not None else view.outcome
     parts.append(_note(why, at - 5, at + 5, top, width))
     return parts

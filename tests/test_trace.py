@@ -161,9 +161,10 @@ def test_overlapping_calls_on_one_worker_get_lanes_of_their_own():
 
 
 def test_submitted_and_queued_events_do_not_open_a_span():
+    worker = "process-1"
     events = [Event("submitted", 1, "crunch", 0.0), Event("submitted", 2, "crunch", 0.0),
-              Event("started", 1, "crunch", 0.0, "process-1"), Event("finished", 1, "crunch", 0.25, "process-1"),
-              Event("started", 2, "crunch", 0.25, "process-1"), Event("finished", 2, "crunch", 0.5, "process-1")]
+              Event("started", 1, "crunch", 0.0, worker), Event("finished", 1, "crunch", 0.25, worker),
+              Event("started", 2, "crunch", 0.25, worker), Event("finished", 2, "crunch", 0.5, worker)]
     assert [(span.start, span.end) for span in trace.spans(events)] == [(0.0, 0.25), (0.25, 0.5)]
     assert trace.serial_time(events) == 0.5 and trace.makespan(events) == 0.5
     waiting = [Event("submitted", 3, "crunch", 0.0)]
