@@ -263,7 +263,14 @@ def _time_report(result: Any, out: TextIO) -> None:
           file=out)
     usage = getattr(result, "usage", None)
     if usage is not None:
-        print(f"  tokens: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion = "
-              f"{usage.total_tokens}", file=out)
+        print(f"  tokens: {_tokens(usage)}", file=out)
     else:
         print("  tokens: not reported by the model", file=out)
+    by_model = getattr(result, "usage_by_model", None) or {}
+    if len(by_model) > 1:  # a planner and a joiner of their own
+        for model, counted in by_model.items():
+            print(f"    {shorten(model, 60)}: {_tokens(counted)}", file=out)
+
+
+def _tokens(usage: Any) -> str:
+    return f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion = {usage.total_tokens}"

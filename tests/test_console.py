@@ -250,3 +250,22 @@ def test_an_interrupted_run_prints_what_was_observed_and_exits_130(tmp_path, mon
     assert "1. echo('ok') -> ok" in captured.out and "|" in captured.out
     assert trace_path.exists()
     assert captured.err.strip().splitlines() == ["llmcompiler: interrupted"]
+
+
+def test_the_time_report_gives_tokens_per_model_when_planner_and_joiner_differ():
+    from types import SimpleNamespace
+
+    from llmcompiler.llm import Usage
+
+    result = SimpleNamespace(
+        timings=SimpleNamespace(planning=1.0, execution=0.5, joining=0.25, overlap=0.25, total=1.5),
+        events=[], rounds=[], usage=Usage(130, 25, 155),
+        usage_by_model={"big": Usage(100, 20, 120), "small": Usage(30, 5, 35)})
+    out = io.StringIO()
+    console._time_report(result, out)
+    lines = out.getvalue().splitlines()
+    assert "  tokens: 130 prompt + 25 completion = 155" in lines
+    assert lines[-2:] == ["    big: 100 prompt + 20 completion = 120", "    small: 30 prompt + 5 completion = 35"]
+    one = io.StringIO()
+    console._time_report(SimpleNamespace(**dict(vars(result), usage_by_model={"big": Usage(1, 1, 2)})), one)
+    assert "big:" not in one.getvalue()
