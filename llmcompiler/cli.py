@@ -147,6 +147,8 @@ def _tool_options(command: argparse.ArgumentParser) -> None:
 
 def _output_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--timeline", metavar="FILE", help="also write an SVG timeline of the run")
+    command.add_argument("--timeline-rows", choices=("task", "worker"), default="task",
+                         help="the timeline's rows: one per task (default) or one per worker")
     command.add_argument("-q", "--quiet", action="store_true",
                          help="no live progress line (it is shown only when stderr is a terminal)")
     command.add_argument("-v", "--verbose", action="count", default=0,
@@ -252,14 +254,16 @@ def _load_tools(module: str) -> ToolRegistry:
 def _write_pictures(args: argparse.Namespace, source: Any, phases: Sequence[tuple] = ()) -> bool:
     """Write the ``--trace`` and ``--timeline`` files asked for; False when one could not be written."""
     written = True
-    for option, write, opens in (
-            ("trace", trace.write_chrome_trace, "https://ui.perfetto.dev or chrome://tracing"),
-            ("timeline", svg.write_svg_timeline, "a web browser")):
+    for option, opens in (("trace", "https://ui.perfetto.dev or chrome://tracing"),
+                          ("timeline", "a web browser")):
         path = getattr(args, option, None)
         if not path:
             continue
         try:
-            write(source, path, phases=phases)
+            if option == "timeline":
+                svg.write_svg_timeline(source, path, phases, by_worker=args.timeline_rows == "worker")
+            else:
+                trace.write_chrome_trace(source, path, phases=phases)
         except OSError as error:
             print(f"{PROG}: error: cannot write {_PICTURES[option]} {path!r}: {error.strerror or error}",
                   file=sys.stderr)

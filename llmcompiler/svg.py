@@ -58,8 +58,11 @@ class _Scale(NamedTuple):
         return self.left + (at - self.origin) / self.span * self.width
 
 
-def svg_timeline(source: Any, phases: Sequence[Phase] = (), *, width: int = 1000) -> str:
-    """The SVG picture of ``source`` (see the module docstring), ``width`` px wide, as text.
+def svg_timeline(source: Any, phases: Sequence[Phase] = (), *, width: int = 1000,
+                 by_worker: bool = False) -> str:
+    """The SVG picture of ``source`` (see the module docstring), ``width`` px wide, as text. With
+    ``by_worker``, one row per worker lane (``trace.worker_lanes``) instead of one per task, each bar
+    labelled with its task index: compact for big runs, and it shows how busy each worker was.
 
     Never raises for what a run can hold (any tool name, argument or error text is escaped and
     shortened). Raises ValueError for ``width < 400``."""
@@ -67,6 +70,32 @@ def svg_timeline(source: Any, phases: Sequence[Phase] = (), *, width: int = 1000
         raise ValueError(f"width must be at least 400 px, got {width!r}")
     views = trace.task_views(source)
     lanes = _phase_lanes(phases)
+    scale = _scale(views, phases, width)
+    labels, row_of = _worker_rows(views) if by_worker else _task_rows(views)
+    row_of = {task: len(lanes) + row for task, row in row_of.items()}
+    height = _TOP + max(len(lanes) + len(labels), 1) * _ROW + 30
+    parts = [_header(width, height), _title(source, views, phases, width), _legend(views, list(lanes))]
+    parts += _axis(scale, height)
+    parts += _phase_rows(lanes, scale)
+    parts += [_row_label(label, len(lanes) + row, width) for row, label in enumerate(labels)]
+    parts += _arrows(views, row_of, scale, dependencies=not by_worker)
+    for view in views:
+        parts += _task_marks(view, row_of[view.task], scale, width, by_worker)
+    if not views and not lanes:
+        parts.append(f'<text x="{_LABEL}" y="{_TOP + 14}" class="note">(no tasks)</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def write_svg_timeline(source: Any, destination: trace.Destination, phases: Sequence[Phase] = (), *,
+                       width: int = 1000, by_worker: bool = False) -> None:
+    """Write ``svg_timeline(source, phases, ...)`` to a path (UTF-8) or an open text file.
+    Raises OSError when it cannot be written, ValueError as ``svg_timeline`` does."""
+    trace._write_text(svg_timeline(source, phases, width=width, by_worker=by_worker), destination)
+
+
+def _scale(views: List[TaskView], phases: Sequence[Phase], width: int) -> _Scale:
+    """From the earliest to the latest time shown onto the plot's width (at least 1 ms)."""
     times = [t for _, start, end in phases for t in (start, end)]
     for view in views:
         times.append(view.seen)
@@ -76,27 +105,26 @@ def svg_timeline(source: Any, phases: Sequence[Phase] = (), *, width: int = 1000
             times.append(view.settled)
     origin = min(times, default=0.0)
     span = max(max(times, default=0.0) - origin, 1e-3)
-    scale = _Scale(origin, span, _LABEL, width - _LABEL - _RIGHT)
-    rows = len(lanes) + len(views)
-    height = _TOP + max(rows, 1) * _ROW + 30
-    parts = [_header(width, height), _title(source, views, phases, width), _legend(views, list(lanes))]
-    parts += _axis(scale, height)
-    parts += _phase_rows(lanes, scale)
-    row_of = {view.task: len(lanes) + number for number, view in enumerate(views)}
-    parts += _arrows(views, row_of, scale)
-    for view in views:
-        parts += _task_row(view, row_of[view.task], scale, width)
-    if not views and not lanes:
-        parts.append(f'<text x="{_LABEL}" y="{_TOP + 14}" class="note">(no tasks)</text>')
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
+    return _Scale(origin, span, _LABEL, width - _LABEL - _RIGHT)
 
 
-def write_svg_timeline(source: Any, destination: trace.Destination, phases: Sequence[Phase] = (), *,
-                       width: int = 1000) -> None:
-    """Write ``svg_timeline(source, phases)`` to a path (UTF-8) or an open text file.
-    Raises OSError when it cannot be written, ValueError as ``svg_timeline`` does."""
-    trace._write_text(svg_timeline(source, phases, width=width), destination)
+def _task_rows(views: List[TaskView]) -> Tuple[List[str], Dict[int, int]]:
+    """Row labels, and task -> row: one row per task."""
+    return ([f"{view.task}. {short_text(view.tool, 28)}" for view in views],
+            {view.task: row for row, view in enumerate(views)})
+
+
+def _worker_rows(views: List[TaskView]) -> Tuple[List[str], Dict[int, int]]:
+    """Row labels, and task -> row: one row per worker lane, then one for the tasks that never ran."""
+    on_lane = trace.worker_lanes(views)
+    labels = list(dict.fromkeys(on_lane.values()))
+    rows = {label: row for row, label in enumerate(labels)}
+    row_of = {task: rows[lane] for task, lane in on_lane.items()}
+    idle = [view.task for view in views if view.task not in row_of]
+    if idle:
+        labels.append(trace.NOT_RUN)
+        row_of.update({task: len(labels) - 1 for task in idle})
+    return [short_text(label, 32) for label in labels], row_of
 
 
 # -- pieces ------------------------------------------------------------------------------------------
@@ -215,11 +243,18 @@ def _row_top(row: int) -> int:
     return _TOP + row * _ROW
 
 
-def _task_row(view: TaskView, row: int, scale: _Scale, width: int) -> List[str]:
+def _row_label(label: str, row: int, width: int) -> str:
     top = _row_top(row)
     shade = "#fafafa" if row % 2 else "#ffffff"
-    parts = [f'<rect x="0" y="{top}" width="{width}" height="{_ROW}" fill="{shade}" opacity="0.6"/>',
-             f'<text x="8" y="{top + 14}" class="label">{view.task}. {_text(view.tool, 28)}</text>']
+    return (f'<rect x="0" y="{top}" width="{width}" height="{_ROW}" fill="{shade}" opacity="0.6"/>'
+            f'<text x="8" y="{top + 14}" class="label">{_text(label)}</text>')
+
+
+def _task_marks(view: TaskView, row: int, scale: _Scale, width: int, compact: bool) -> List[str]:
+    """A task's bar (or its diamond, when it never ran) and its note; ``compact`` (rows shared by
+    many tasks): the task index inside the bar where it fits, instead of a note beside it."""
+    top = _row_top(row)
+    parts: List[str] = []
     colour = COLOURS.get(view.outcome, "#000")
     tooltip = _text(f"{view.task}. {view.tool}({view.arguments}): {view.outcome}"
                     + (f": {view.error}" if view.error else ""), 600)
@@ -227,17 +262,22 @@ def _task_row(view: TaskView, row: int, scale: _Scale, width: int) -> List[str]:
         x, right = scale.x(view.span.start), scale.x(view.span.end)
         bar = max(right - x, 1.5)
         parts.append(f'<rect class="bar {view.outcome}" data-task="{view.task}" x="{x:.1f}" y="{top + 4}" '
-                     f'width="{bar:.1f}" height="{_BAR}" fill="{colour}" rx="2">'
+                     f'width="{bar:.1f}" height="{_BAR}" fill="{colour}" stroke="white" stroke-width="0.6" '
+                     'rx="2">'
                      f'<title>{tooltip} ({_seconds(view.span.duration)})</title></rect>')
-        note = _seconds(view.span.duration) + ("" if view.outcome == "finished" else f" {view.outcome}")
-        parts.append(_note(note, x, x + bar, top, width))
+        if not compact:
+            note = _seconds(view.span.duration) + ("" if view.outcome == "finished" else f" {view.outcome}")
+            parts.append(_note(note, x, x + bar, top, width))
+        elif bar >= 7 * len(str(view.task)) + 4:
+            parts.append(f'<text x="{x + 2:.1f}" y="{top + 14}" fill="white" font-size="10">{view.task}</text>')
         return parts
     at = scale.x(view.settled if view.settled is not None else view.seen)
     parts.append(f'<path class="mark {view.outcome}" data-task="{view.task}" '
                  f'd="M{at:.1f},{top + 4} l5,6 l-5,6 l-5,-6 z" fill="{colour}">'
                  f'<title>{tooltip}</title></path>')
-    why = f"{view.outcome} (task {view.cause} did not finish)" if view.cause is not None else view.outcome
-    parts.append(_note(why, at - 5, at + 5, top, width))
+    if not compact:
+        why = f"{view.outcome} (task {view.cause} did not finish)" if view.cause is not None else view.outcome
+        parts.append(_note(why, at - 5, at + 5, top, width))
     return parts
 
 
@@ -249,8 +289,9 @@ def _note(text: str, left: float, right: float, top: int, width: int) -> str:
     return f'<text x="{left - 4:.1f}" y="{top + 14}" class="note" text-anchor="end">{_text(text)}</text>'
 
 
-def _arrows(views: List[TaskView], row_of: Dict[int, int], scale: _Scale) -> List[str]:
-    """Dependency arrows (see the module docstring); none for big pictures."""
+def _arrows(views: List[TaskView], row_of: Dict[int, int], scale: _Scale, dependencies: bool) -> List[str]:
+    """Dependency arrows (see the module docstring; only skip arrows without ``dependencies``); none
+    for big pictures."""
     if len(views) > _MAX_ARROW_ROWS:
         return []
     ends: Dict[int, Tuple[float, int]] = {}  # task -> (x where an arrow from it starts, its row)
@@ -263,7 +304,7 @@ def _arrows(views: List[TaskView], row_of: Dict[int, int], scale: _Scale) -> Lis
     for view in views:
         if view.span is not None:
             target: Optional[float] = scale.x(view.span.start)
-            sources, style = view.dependencies, "dep"
+            sources, style = (view.dependencies if dependencies else ()), "dep"
         else:
             target = ends.get(view.task, (None, 0))[0]
             sources, style = ((view.cause,) if view.cause is not None else ()), "skip"

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # only a type: this module reads events by their fields
     from .results import Event
 
 __all__ = ["Span", "TaskView", "spans", "task_views", "timeline", "chrome_trace", "write_chrome_trace",
-           "serial_time", "makespan", "arguments_text", "OUTCOMES"]
+           "serial_time", "makespan", "arguments_text", "worker_lanes", "OUTCOMES"]
 
 Phase = Tuple[str, float, float]
 Destination = Union[str, "os.PathLike[str]", IO[str]]
@@ -273,7 +273,26 @@ def _bar(row: _Row, origin: float, span: float, width: int) -> str:
 # task that made it skip.
 
 _MODEL_PID, _TOOLS_PID = 1, 2
-_NOT_RUN = "not run"
+NOT_RUN = "not run"  # the lane of the tasks that never started
+
+
+def worker_lanes(views: Sequence[TaskView]) -> Dict[int, str]:
+    """The lane of every task that ran (task -> lane name), in order of first use: its worker's name,
+    or ``"<worker> #2"`` (and so on) for a call that overlapped another on the same worker, as
+    coroutines on one loop thread do. A span without a worker is on ``"unknown worker"``."""
+    busy_until: Dict[str, List[float]] = {}  # worker -> the end time of each of its lanes
+    found: Dict[int, str] = {}
+    for view in sorted((view for view in views if view.span is not None), key=lambda view: view.span.start):
+        span = view.span
+        worker = span.worker or "unknown worker"
+        ends = busy_until.setdefault(worker, [])
+        number = next((number for number, end in enumerate(ends) if end <= span.start), len(ends))
+        if number == len(ends):
+            ends.append(span.end)
+        else:
+            ends[number] = span.end
+        found[view.task] = worker if number == 0 else f"{worker} #{number + 1}"
+    return found
 
 
 class _Lanes:
@@ -281,23 +300,9 @@ class _Lanes:
 
     def __init__(self) -> None:
         self.ids: Dict[Tuple[int, str], int] = {}
-        self._busy_until: Dict[str, List[float]] = {}  # worker -> end time of each of its lanes
 
     def lane(self, pid: int, name: str) -> int:
         return self.ids.setdefault((pid, name), len(self.ids) + 1)
-
-    def for_span(self, span: Span) -> int:
-        """The first lane of ``span``'s worker free at its start (spans must come in start order)."""
-        worker = span.worker or "unknown worker"
-        ends = self._busy_until.setdefault(worker, [])
-        for number, end in enumerate(ends):
-            if end <= span.start:
-                ends[number] = span.end
-                break
-        else:
-            ends.append(span.end)
-            number = len(ends) - 1
-        return self.lane(_TOOLS_PID, worker if number == 0 else f"{worker} #{number + 1}")
 
     def metadata(self) -> List[Dict[str, Any]]:
         used = {pid for pid, _ in self.ids}
@@ -329,12 +334,12 @@ def chrome_trace(source: Any, *, phases: Sequence[Phase] = ()) -> Dict[str, Any]
                       "dur": _micro(end - start), "pid": _MODEL_PID, "tid": lanes.lane(_MODEL_PID, lane),
                       "args": {}})
     marks: Dict[int, Tuple[int, float]] = {}  # task -> (lane, ts) where a flow arrow may start
-    ran = sorted((view for view in views if view.span is not None), key=lambda view: view.span.start)
-    for view in ran:
-        trace += _span_events(view, lanes.for_span(view.span), origin, marks)
+    on_lane = worker_lanes(views)
+    for view in sorted((view for view in views if view.span is not None), key=lambda view: view.span.start):
+        trace += _span_events(view, lanes.lane(_TOOLS_PID, on_lane[view.task]), origin, marks)
     for view in views:
         if view.span is None:
-            trace += _not_run_events(view, lanes.lane(_TOOLS_PID, _NOT_RUN), origin, marks)
+            trace += _not_run_events(view, lanes.lane(_TOOLS_PID, NOT_RUN), origin, marks)
     return {"traceEvents": lanes.metadata() + trace, "displayTimeUnit": "ms",
             "otherData": {"makespan_ms": round(makespan(source) * 1000, 3),
                           "serial_ms": round(serial_time(source) * 1000, 3), "clock_origin_s": origin}}

@@ -70,6 +70,16 @@ def test_run_prints_observations_and_timeline(tmp_path, capsys):
     assert f"Timeline file written to {timeline_path}" in out
 
 
+def test_run_timeline_by_worker(tmp_path, capsys):
+    timeline_path = tmp_path / "timeline.svg"
+    assert main(["run", write(tmp_path, GOOD_PLAN), "--tools", "cli_fixture_tools", "--timeline",
+                 str(timeline_path), "--timeline-rows", "worker"]) == 0
+    labels = [item.text for item in ElementTree.parse(timeline_path).iter("{http://www.w3.org/2000/svg}text")
+              if item.get("class") == "label"]
+    assert any(label.startswith("process-") for label in labels)  # square(7) ran in a worker process
+    assert not any(label[0].isdigit() for label in labels)  # no per-task rows ("1. slow_echo")
+
+
 def test_run_with_a_failing_task_exits_1(tmp_path, capsys):
     code = main(["run", write(tmp_path, FAILING_PLAN), "--tools", "cli_fixture_tools"])
     out = capsys.readouterr().out
@@ -127,7 +137,7 @@ def test_bad_arguments_exit_2(argv, capsys):
 @pytest.mark.parametrize("command, words", [
     ([], ["run", "ask", "demo"]),
     (["run"], ["PLAN_FILE", "--tools", "--max-workers", "--lenient", "--trace", "--timeline", "--quiet",
-               "--verbose"]),
+               "--verbose", "--timeline-rows"]),
     (["ask"], ["QUESTION", "--base-url", "--model", "--api-key-env", "--max-replans", "--joiner-model",
                "--timeline", "--quiet", "--verbose"]),
     (["demo"], ["--delay", "--trace", "--timeline", "--quiet", "--verbose"]),

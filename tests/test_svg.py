@@ -134,3 +134,27 @@ def test_a_real_run():
     assert bars == {1: "bar finished", 2: "bar finished", 3: "bar failed", 5: "bar finished"}
     assert [mark.get("data-task") for mark in elements(root, "path", "mark")] == ["4"]
     assert len(elements(root, "path", "skip")) == 1 and len(elements(root, "path", "dep")) == 1
+
+
+def test_by_worker_one_row_per_worker_lane_and_one_for_tasks_that_never_ran():
+    events = EVENTS + [Event("started", 5, "aio", 0.0, "thread-1"),
+                       Event("finished", 5, "aio", 0.25, "thread-1")]
+    root = parse(svg.svg_timeline(Source(events, {4: Failure("skipped", cause=3)}), by_worker=True))
+    labels = [item.text for item in elements(root, "text", "label")]
+    assert labels == ["thread-1", "process-7", "thread-1 #2", "not run"]  # 5 overlapped 1 on thread-1
+    bars = {int(bar.get("data-task")): float(bar.get("y")) for bar in elements(root, "rect", "bar")}
+    assert sorted(bars) == [1, 2, 3, 5]
+    assert bars[1] == bars[3] != bars[2] and bars[5] not in (bars[1], bars[2])
+    (mark,) = elements(root, "path", "mark")
+    assert float(mark.get("d").split(",")[1].split()[0]) > max(bars.values())  # on the last row
+    assert elements(root, "path", "dep") == [] and len(elements(root, "path", "skip")) == 1
+
+
+def test_worker_lanes_pack_overlapping_calls():
+    from llmcompiler import trace
+
+    events = [Event("started", 1, "a", 0.0, "w"), Event("started", 2, "a", 0.1, "w"),
+              Event("finished", 1, "a", 0.2, "w"), Event("started", 3, "a", 0.2, "w"),
+              Event("finished", 2, "a", 0.3, "w"), Event("finished", 3, "a", 0.4, "w"),
+              Event("started", 4, "a", 0.0), Event("finished", 4, "a", 0.1), Event("skipped", 5, "b", 0.1)]
+    assert trace.worker_lanes(trace.task_views(events)) == {1: "w", 2: "w #2", 3: "w", 4: "unknown worker"}
