@@ -269,7 +269,8 @@ def _task_marks(view: TaskView, row: int, scale: _Scale, width: int, compact: bo
             note = _seconds(view.span.duration) + ("" if view.outcome == "finished" else f" {view.outcome}")
             parts.append(_note(note, x, x + bar, top, width))
         elif bar >= 7 * len(str(view.task)) + 4:
-            parts.append(f'<text x="{x + 2:.1f}" y="{top + 14}" fill="white" font-size="10">{view.task}</text>')
+            parts.append(f'<text x="{x + 2:.1f}" y="{top + 14}" fill="white" font-size="10">'
+                         f'{view.task}</text>')
         return parts
     at = scale.x(view.settled if view.settled is not None else view.seen)
     parts.append(f'<path class="mark {view.outcome}" data-task="{view.task}" '

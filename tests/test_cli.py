@@ -305,7 +305,8 @@ def _contained(calls, spans) -> bool:
 def test_ctrl_c_prints_what_was_observed_and_exits_130_at_once():
     """SIGINT once the tool has begun: exit 130 without waiting for the tool's 30 s sleep."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TESTS_DIR]))
-    child = subprocess.Popen([sys.executable, "-m", "llmcompiler", "run", "-", "--tools", "cli_fixture_tools"],
+    command = [sys.executable, "-m", "llmcompiler", "run", "-", "--tools", "cli_fixture_tools"]
+    child = subprocess.Popen(command,
                              cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:

@@ -265,7 +265,8 @@ def test_the_time_report_gives_tokens_per_model_when_planner_and_joiner_differ()
     console._time_report(result, out)
     lines = out.getvalue().splitlines()
     assert "  tokens: 130 prompt + 25 completion = 155" in lines
-    assert lines[-2:] == ["    big: 100 prompt + 20 completion = 120", "    small: 30 prompt + 5 completion = 35"]
+    assert lines[-2:] == ["    big: 100 prompt + 20 completion = 120",
+                          "    small: 30 prompt + 5 completion = 35"]
     one = io.StringIO()
     console._time_report(SimpleNamespace(**dict(vars(result), usage_by_model={"big": Usage(1, 1, 2)})), one)
     assert "big:" not in one.getvalue()
