@@ -15,6 +15,10 @@ from each dependency's end to its dependent's start where they fit (the dependen
 dependency ended, and the picture is small enough to stay readable); a skipped task's arrow, dashed,
 comes from the task that made it skip.
 
+With ``by_worker=True`` the rows are the workers instead (one per lane of ``trace.worker_lanes``, and
+one "not run" row), each bar labelled with its task index where it fits: compact for big runs, and it
+shows how busy each worker was. Only skip arrows are drawn then.
+
 Bars have ``class="bar <outcome>"`` and ``data-task``; diamonds ``class="mark <outcome>"``: a
 reader (or a test) can find them. Imports only ``trace`` and ``text`` from the package; starts nothing.
 """

@@ -330,3 +330,23 @@ def test_ctrl_c_prints_what_was_observed_and_exits_130_at_once():
     assert "1. nap(30) CANCELLED" in out and "2. echo('quick') -> quick" in out
     assert err.strip().splitlines()[-1] == "llmcompiler: interrupted"
     assert "Traceback" not in err
+
+
+def test_ctrl_c_while_the_model_streams_exits_130():
+    """SIGINT in the demo while its planner streams (slowly) and the first tasks run."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TESTS_DIR]))
+    child = subprocess.Popen([sys.executable, "-m", "llmcompiler", "demo", "--delay", "0.2"], cwd=ROOT,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in child.stdout:
+            if line.startswith("Plan 1 (streamed"):  # the first task's line is complete: it runs
+                break
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=10)
+    assert child.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "llmcompiler: interrupted"
+    assert "Traceback" not in err and "Answer:" not in out
