@@ -315,7 +315,7 @@ def test_ctrl_c_prints_what_was_observed_and_exits_130_at_once():
         assert child.stdout.readline().startswith("nap started"), child.stderr.read()
         child.send_signal(signal.SIGINT)
         try:
-            code = child.wait(timeout=10)
+            code = child.wait(timeout=8)
         except subprocess.TimeoutExpired:
             pytest.xfail("the process only exits once the interrupted tool call returns: the engine's "
                          "pool threads are joined at interpreter exit (fixed by the daemon thread lane)")
@@ -335,7 +335,7 @@ def test_ctrl_c_prints_what_was_observed_and_exits_130_at_once():
 def test_ctrl_c_while_the_model_streams_exits_130():
     """SIGINT in the demo while its planner streams (slowly) and the first tasks run."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TESTS_DIR]))
-    child = subprocess.Popen([sys.executable, "-m", "llmcompiler", "demo", "--delay", "0.2"], cwd=ROOT,
+    child = subprocess.Popen([sys.executable, "-m", "llmcompiler", "demo", "--delay", "0.05"], cwd=ROOT,
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in child.stdout:
