@@ -270,3 +270,19 @@ def test_the_time_report_gives_tokens_per_model_when_planner_and_joiner_differ()
     one = io.StringIO()
     console._time_report(SimpleNamespace(**dict(vars(result), usage_by_model={"big": Usage(1, 1, 2)})), one)
     assert "big:" not in one.getvalue()
+
+
+def test_printed_figures_count_only_time_between_started_and_finished():
+    """Two calls handed to one worker at once (``submitted``), run one after the other: one by one and
+    as run are both 0.50 s, and nothing was saved. Counting from ``submitted`` would claim 0.75 s."""
+    from llmcompiler import Task
+    from llmcompiler.results import RunResult
+
+    worker = "process-1"
+    events = [Event("submitted", 1, "crunch", 0.0), Event("submitted", 2, "crunch", 0.0),
+              Event("started", 1, "crunch", 0.0, worker), Event("finished", 1, "crunch", 0.25, worker),
+              Event("started", 2, "crunch", 0.25, worker), Event("finished", 2, "crunch", 0.5, worker)]
+    result = RunResult({1: 1, 2: 2}, {}, events, {1: Task(1, "crunch"), 2: Task(2, "crunch")})
+    out = io.StringIO()
+    console.print_run(result, out)
+    assert out.getvalue().splitlines()[-1] == "2 tasks, 0 failed or skipped; one by one 0.50 s, as run 0.50 s"
