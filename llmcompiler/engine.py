@@ -194,7 +194,7 @@ class Engine:
         self._lane.close()
         self._backends.close()
         self._timers.close()
-        self._pools.close(wait_threads=False)
+        self._pools.close()
         if self._manager_store is not None:
             self._manager_store.close()
 

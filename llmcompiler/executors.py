@@ -1,7 +1,8 @@
-"""The pools tools run on, the entry point of worker processes, and the engine's one timer thread.
+"""The process pools tools run on, the entry point of worker processes, and the engine's one timer
+thread. (Thread tools run on the engine's own daemon workers: ``lanes.ThreadLane``.)
 
-``Pools`` owns a ``ThreadPoolExecutor`` (I/O-bound tools) and a ``ProcessPoolExecutor`` (CPU-bound
-tools), each started on first use and kept warm across runs. A process pool that breaks (a worker died or
+``Pools`` owns a ``ProcessPoolExecutor`` (CPU-bound tools), started on first use and kept warm across
+runs. A process pool that breaks (a worker died or
 was killed for a timeout or a cancelled run) is replaced by a new *generation*; every pool records, in
 shared memory, which call each of its workers is running *now*, so the scheduler can tell the call whose
 worker died from the calls that were only caught in the breakage.
@@ -34,7 +35,7 @@ import signal
 import threading
 import time
 import weakref
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import ProcessPoolExecutor
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -195,17 +196,17 @@ _live_pools: "weakref.WeakSet[Pools]" = weakref.WeakSet()
 
 
 class Pools:
-    """The thread pool and the (replaceable) process pool of one engine. Methods are thread-safe."""
+    """The (replaceable) process pool of one engine. Methods are thread-safe. (Thread tools run on
+    the engine's ``lanes.ThreadLane``.)"""
 
     def __init__(
         self, thread_workers: Optional[int] = None, process_workers: Optional[int] = None,
         start_method: Optional[str] = None,
     ) -> None:
-        self.thread_workers = thread_workers or DEFAULT_THREAD_WORKERS
+        self.thread_workers = thread_workers or DEFAULT_THREAD_WORKERS  # the engine's thread lane size
         self.process_workers = process_workers or os.cpu_count() or 1
         self.start_method = start_method or default_start_method()
         self._lock = threading.Lock()
-        self._threads: Optional[ThreadPoolExecutor] = None
         self._process: Optional[ProcessGeneration] = None
         self._generations = itertools.count(1)
         self._retired: List[ProcessGeneration] = []
@@ -217,18 +218,6 @@ class Pools:
         """The multiprocessing context of this engine's processes (``process_context``): what a
         ``ManagerStore`` for this engine is started with."""
         return process_context(self.start_method)
-
-    @property
-    def threads(self) -> ThreadPoolExecutor:
-        """The thread pool, started on first use."""
-        pool = self._threads
-        if pool is None:
-            with self._lock:
-                self._check_open()
-                if self._threads is None:
-                    self._threads = _started_thread_pool(self.thread_workers)
-                pool = self._threads
-        return pool
 
     def process_generation(self) -> ProcessGeneration:
         """The current process pool generation, started on first use.
@@ -290,13 +279,12 @@ class Pools:
         if generation is not None:
             generation.kill()
 
-    def close(self, wait_threads: bool = True) -> None:
-        """Shut both pools down and reap every worker. Idempotent."""
+    def close(self) -> None:
+        """Shut the process pools down and reap every worker. Idempotent."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            threads, self._threads = self._threads, None
             generations = self._retired + ([self._process] if self._process else [])
             self._process, self._retired = None, []
         _live_pools.discard(self)
@@ -307,8 +295,6 @@ class Pools:
                 generation.pool.shutdown(wait=True)
             for proc in list((generation.pool._processes or {}).values()):
                 proc.join(timeout=5)
-        if threads is not None:
-            threads.shutdown(wait=wait_threads, cancel_futures=True)
 
     def kill_at_exit(self) -> None:
         """Kill every worker of every generation without waiting (the interpreter is exiting); no
@@ -344,26 +330,6 @@ def _kill_live_pools() -> None:
 # threading module runs these hooks last-registered first, and concurrent.futures.process (imported
 # above) registered its own already, so this runs before it and no busy worker holds the exit.
 threading._register_atexit(_kill_live_pools)
-
-
-def _started_thread_pool(workers: int) -> ThreadPoolExecutor:
-    """A thread pool whose threads all exist already: no later run pays for starting one.
-
-    ``ThreadPoolExecutor`` starts a thread inside ``submit`` only when none is idle; ``workers`` calls
-    that each wait until all have started force it to start them all now (a few ms, once).
-    """
-    pool = ThreadPoolExecutor(workers, "llmcompiler")
-    all_started = threading.Barrier(workers)
-
-    def wait_for_the_others() -> None:
-        try:
-            all_started.wait(timeout=10)
-        except threading.BrokenBarrierError:
-            pass  # starting threads was slow: the pool works all the same
-
-    for _ in range(workers):
-        pool.submit(wait_for_the_others)
-    return pool
 
 
 class Timers:
