@@ -314,11 +314,7 @@ def test_ctrl_c_prints_what_was_observed_and_exits_130_at_once():
         child.stdin.close()
         assert child.stdout.readline().startswith("nap started"), child.stderr.read()
         child.send_signal(signal.SIGINT)
-        try:
-            code = child.wait(timeout=8)
-        except subprocess.TimeoutExpired:
-            pytest.xfail("the process only exits once the interrupted tool call returns: the engine's "
-                         "pool threads are joined at interpreter exit (fixed by the daemon thread lane)")
+        code = child.wait(timeout=20)  # well before the tool's 30 s: the exit waits for no call
         out, err = child.stdout.read(), child.stderr.read()
     finally:
         if child.poll() is None:
