@@ -63,23 +63,30 @@ class Backends:
 
         return StoreMapping(run.store)
 
-    def submit(self, kind: str, attempt: Any, tool: Any, context: Any) -> Any:
-        """Hand one attempt over; returns its future (its result a ``CallOutcome``)."""
+    def submit(self, kind: str, batch: List[Any], context: Any) -> Any:
+        """Hand attempts over as one work item (a batch of several only for process calls); returns
+        its future (its result a ``CallOutcome``, or a list of them for a batch)."""
         if kind == "process":
-            future = self._submit_process(attempt, tool)
-        elif kind == "async":
-            future = self._event_loop().submit(tool.func, attempt.args, attempt.kwargs, context)
+            future = self._submit_process(batch)
         else:
-            future = self._executor_lane(kind).submit(tool.process_target(), attempt.args, attempt.kwargs)
-        attempt.future = future
+            (attempt,) = batch
+            tool = attempt.tool
+            if kind == "async":
+                future = self._event_loop().submit(tool.func, attempt.args, attempt.kwargs, context)
+            else:
+                future = self._executor_lane(kind).submit(tool.process_target(), attempt.args,
+                                                          attempt.kwargs)
+        for attempt in batch:
+            attempt.future = future
         return future
 
-    def _submit_process(self, attempt: Any, tool: Any) -> Any:
-        call = ProcessCall(attempt.token, tool.process_target(), attempt.args, attempt.kwargs)
+    def _submit_process(self, batch: List[Any]) -> Any:
+        calls = [ProcessCall(a.token, a.tool.process_target(), a.args, a.kwargs) for a in batch]
         for _ in range(2):  # once more on a fresh pool if this one broke just now
             try:
-                generation, future = self.pools.submit_calls([call])
-                attempt.generation = generation
+                generation, future = self.pools.submit_calls(calls)
+                for attempt in batch:
+                    attempt.generation = generation
                 return future
             except BrokenProcessPool:
                 self.pools.retire(self.pools.process_generation())
@@ -91,7 +98,7 @@ class Backends:
         for attempt in attempts:
             future = attempt.future
             if future is not None and future.cancel():
-                continue  # it had not started: nothing more to stop
+                continue  # its work item had not started: nothing more to stop
             if attempt.kind == "process" and attempt.generation is not None:
                 by_generation.setdefault(attempt.generation, []).append(attempt.token)
         for generation, tokens in by_generation.items():

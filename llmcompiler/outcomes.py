@@ -3,15 +3,15 @@
 A thread-lane worker builds the ``Outcome`` itself; for calls handed to a process pool, the engine's
 event loop or an executor, ``read_outcome`` reads it from the call's future. Workers report a
 ``CallOutcome`` (``executors``): the tool's value or exception and when the call really began and ended
-there; a future that failed (a broken pool, a cancelled call) becomes an ``Outcome`` with that error.
+there; a future that failed (a broken pool, a cancelled call) gives each of its calls that error.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import CancelledError
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
-__all__ = ["Attempt", "Outcome", "read_outcome"]
+__all__ = ["Attempt", "Outcome", "read_outcomes"]
 
 
 class Attempt:
@@ -49,18 +49,14 @@ class Outcome(NamedTuple):
     step: str = ""
 
 
-def read_outcome(future: Any, attempt: Attempt) -> Outcome:
-    """The outcome of a submitted call, from its done future."""
+def read_outcomes(future: Any, count: int) -> List[Outcome]:
+    """The outcomes of a submitted work item of ``count`` calls, from its done future."""
     if future.cancelled():
-        return Outcome(None, CancelledError(), "", 0.0, 0.0, None)
+        return [Outcome(None, CancelledError(), "", 0.0, 0.0, None)] * count
     error = future.exception()
-    if error is not None:
-        return Outcome(None, error, "", 0.0, 0.0, None)
+    if error is not None:  # the work item as a whole failed (a broken pool, an argument not pickled)
+        return [Outcome(None, error, "", 0.0, 0.0, None)] * count
     result = future.result()
-    if isinstance(result, list):  # a batch of calls; this attempt's is the one with its token
-        result = result[0]
-    if hasattr(result, "started") and hasattr(result, "value"):
-        return Outcome(result.value, result.error, getattr(result, "traceback", ""), result.started,
-                       result.finished, result.worker)
-    pid, value = result  # the plain (pid, value) form of a worker that reports no times
-    return Outcome(value, None, "", 0.0, 0.0, f"process-{pid}")
+    calls = result if isinstance(result, list) else [result]
+    return [Outcome(call.value, call.error, call.traceback, call.started, call.finished, call.worker)
+            for call in calls]

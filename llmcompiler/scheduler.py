@@ -50,7 +50,7 @@ from .errors import (CycleError, DuplicateTaskError, RunClosedError, RunTimeoutE
                      UnknownReferenceError)
 from .eventlog import CODE, Delivery, EventLog
 from .graph import TaskGraph
-from .outcomes import Attempt, Outcome, read_outcome
+from .outcomes import Attempt, Outcome, read_outcomes
 from .settling import Settling
 from .plan import Task, resolve
 from .ready import ReadyQueue
@@ -64,6 +64,7 @@ TaskLike = Union[Task, Mapping[str, Any]]
 
 _QUEUED, _SUBMITTED, _STARTED = CODE["queued"], CODE["submitted"], CODE["started"]
 _QUICK_CALL = 50e-6  # a thread call shorter than this is run by a worker already awake
+_PROCESS_BATCH = 16  # process calls in one work item at most (only when many are ready)
 _tokens = itertools.count(1)  # process-wide unique attempt tokens (shared-memory slot values)
 
 
@@ -424,42 +425,64 @@ class Run(Settling):
 
     def submit_next(self, lane: Any) -> bool:
         """Called by a submit lane with a free slot: submit this run's best ready task of the lane's
-        kind. Returns False when there was none to submit."""
+        kind (for process tools, with more ready behind it, a batch of them: one work item, one
+        round trip). Returns False when there was none to submit."""
         kind = lane.kind
         with self._lock:
-            if not lane.has_free_worker() and self._next_needs_free_worker(kind):
-                attempt = None  # its timeout clock would start before its call does
-            else:
-                attempt = self._take(kind, None)
+            batch = self._take_batch(lane)
             more = self._ready.has(kind)
-            if attempt is not None:
-                attempt.lane = lane
-                self._log.append(_SUBMITTED, attempt.idx, time.perf_counter())
         if more:
             lane.offer(self)
-        if attempt is None:
+        if not batch:
             self._after()
             return False
-        tool = self._tool_by_name[self._tasks[attempt.idx].tool]
+        batch[0].lane = lane  # the batch holds one slot of the lane; its first attempt gives it back
         try:
-            future = self._parts.backends.submit(kind, attempt, tool, self._context)
-        except Exception as err:  # could not hand it over: that task fails, the run goes on
-            self._record(attempt, Outcome(None, err, "", 0.0, 0.0, None, step="submitting the call"))
+            future = self._parts.backends.submit(kind, batch, self._context)
+        except Exception as err:  # could not hand them over: those tasks fail, the run goes on
+            for attempt in batch:
+                self._record(attempt, Outcome(None, err, "", 0.0, 0.0, None, step="submitting the call"))
             return True
-        future.add_done_callback(partial(self._guarded_done, attempt))
+        future.add_done_callback(partial(self._guarded_done, batch))
+        if any(attempt.stale for attempt in batch):  # cancelled while it was being handed over
+            self._parts.backends.stop([attempt for attempt in batch if attempt.stale])
         return True
+
+    def _take_batch(self, lane: Any) -> List[Attempt]:
+        """Under the lock: the attempts of one work item. A tool with a timeout goes alone and only
+        to a free worker (its clock starts now); other process calls go several to a work item when
+        more are ready than there are workers."""
+        kind = lane.kind
+        if not lane.has_free_worker() and self._next_needs_free_worker(kind):
+            return []
+        first = self._take(kind, None)
+        if first is None:
+            return []
+        batch = [first]
+        if kind == "process" and first.tool.timeout is None:
+            size = min(_PROCESS_BATCH, self._ready.size(kind) // (2 * lane.workers))
+            while len(batch) < size and not self._next_needs_free_worker(kind):
+                attempt = self._take(kind, None)
+                if attempt is None:
+                    break
+                batch.append(attempt)
+        now = time.perf_counter()
+        for attempt in batch:
+            self._log.append(_SUBMITTED, attempt.idx, now)
+        return batch
 
     def _next_needs_free_worker(self, kind: str) -> bool:
         idx = self._ready.peek(kind)
         return idx is not None and self._tool_by_name[self._tasks[idx].tool].timeout is not None
 
-    def _guarded_done(self, attempt: Attempt, future: Any) -> None:
-        """A submitted call's future is done (on the executor's or the loop's thread)."""
+    def _guarded_done(self, batch: List[Attempt], future: Any) -> None:
+        """A submitted work item's future is done (on the executor's or the loop's thread)."""
         try:
-            outcome = read_outcome(future, attempt)
+            outcomes = read_outcomes(future, len(batch))
         except Exception as err:  # the outcome itself could not be read
-            outcome = Outcome(None, err, "", 0.0, 0.0, None, step="reading the outcome")
-        self._record(attempt, outcome)
+            outcomes = [Outcome(None, err, "", 0.0, 0.0, None, step="reading the outcome")] * len(batch)
+        for attempt, outcome in zip(batch, outcomes):
+            self._record(attempt, outcome)
 
     # -- after the lock ----------------------------------------------------------------------------
 
