@@ -13,6 +13,7 @@ callable ``type_hints`` is given).
 
 from __future__ import annotations
 
+import difflib
 import enum
 import functools
 import inspect
@@ -23,7 +24,8 @@ import typing
 from collections import abc
 from typing import Any, Callable, Dict, List, Tuple, Union
 
-__all__ = ["docstring", "summary", "param_docs", "type_hints", "render_signature", "parameters_schema"]
+__all__ = ["docstring", "summary", "param_docs", "type_hints", "render_signature", "parameters_schema",
+           "check_keywords"]
 
 _SECTION = re.compile(r"(Args|Arguments|Parameters|Returns?|Raises|Yields?|Examples?|Notes?)\s*:\s*")
 _ARG_LINE = re.compile(r"\**(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)")
@@ -262,3 +264,21 @@ def render_signature(signature: inspect.Signature, hints: Dict[str, Any]) -> str
     returns = hints.get("return", signature.return_annotation)
     returns = signature.empty if returns is signature.empty else _Text(_type_name(returns))
     return str(signature.replace(parameters=params, return_annotation=returns))
+
+
+def check_keywords(signature: inspect.Signature, kwargs: Dict[str, Any]) -> None:
+    """Raise TypeError for a keyword the signature does not take, suggesting a close one (our own
+    wording, the same on every Python version)."""
+    params = signature.parameters.values()
+    if any(param.kind is param.VAR_KEYWORD for param in params):
+        return
+    names = [param.name for param in params
+             if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)]
+    positional = [param.name for param in params if param.kind is param.POSITIONAL_ONLY]
+    for key in kwargs:
+        if key in positional:
+            raise TypeError(f"takes {key!r} by position only; pass it as a positional argument")
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"got an unexpected keyword argument {key!r}{hint}")
