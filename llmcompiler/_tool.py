@@ -19,10 +19,10 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Unio
 
 from . import _tool_options as options
 from ._context_param import find_context_parameter, passing_problem, plan_signature
-from ._signatures import check_keywords, docstring, param_docs, parameters_schema, render_signature, summary
-from ._signatures import type_hints
+from ._signatures import check_keywords, docstring, param_docs, render_signature, summary, type_hints
 from .errors import ToolCallError, ToolDefinitionError
 from .loading import load_object, path_candidate, resolve_loaded, split_path
+from .schemas import parameters_schema
 
 __all__ = ["Tool", "AsyncCall", "load_path", "is_coroutine_callable"]
 

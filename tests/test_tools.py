@@ -572,7 +572,8 @@ def test_schemas_follow_registration_order(registry):
     assert [schema["function"]["name"] for schema in registry.schemas()] == ["search", "math"]
     assert registry.schemas()[1]["function"]["parameters"] == {
         "type": "object",
-        "properties": {"problem": {"type": "string"}, "context": {"type": "array", "default": []}},
+        "properties": {"problem": {"type": "string"},
+                       "context": {"type": "array", "items": {}, "default": []}},  # items: issue 10
         "required": ["problem"],
         "additionalProperties": False,
     }
