@@ -282,9 +282,13 @@ class Tool:
     def _hints(self) -> Dict[str, Any]:
         return type_hints(self.func, _tool_func)
 
+    def call_text(self) -> str:
+        """The call a plan writes, with readable annotations: ``search(query: str) -> str``."""
+        return self.name + render_signature(self.plan_signature, self._hints())
+
     def describe(self) -> str:
         """One line for a planner prompt: ``search(query: str) -> str — Search the web.``"""
-        head = self.name + render_signature(self.plan_signature, self._hints())
+        head = self.call_text()
         description = self.description
         return f"{head} — {description}" if description else head
 

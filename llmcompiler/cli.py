@@ -1,9 +1,11 @@
-"""The command line: ``python -m llmcompiler {run,ask,demo}`` (also the ``llmcompiler`` script).
+"""The command line: ``python -m llmcompiler {run,ask,demo,tools}`` (also the ``llmcompiler`` script).
 
 * ``run PLAN_FILE --tools MODULE``: execute a written plan (no model) and print each observation and
   the timeline.
 * ``ask "QUESTION" --tools MODULE``: the whole loop against an OpenAI-compatible server.
 * ``demo``: the whole loop offline, on ``examples.py``'s tools and scripted model.
+* ``tools --tools MODULE | --config FILE``: list what is served (signature, executor, limits); ``run``
+  and ``ask`` also take their tools from ``--config FILE`` (a TOML or JSON file, see ``config``).
 
 Exit codes:
 
@@ -106,13 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="pause before each chunk the scripted model streams (default 0.02)")
     demo.add_argument("--trace", metavar="FILE", help="also write a Chrome trace (JSON) of the run")
     demo.set_defaults(handler=_demo_command)
+    _add_tools_command(commands)
     return parser
 
 
 def _tool_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--tools", required=True, metavar="MODULE",
-                         help="module with the tools: its 'registry' or 'tools' ToolRegistry, or its "
-                              "@tool functions")
+    _tool_source_options(command)
     command.add_argument("--max-workers", type=_positive_int, metavar="N",
                          help="thread pool size (default 32)")
     command.add_argument("--lenient", action="store_true", help="accept sloppy plan lines and arguments")
@@ -331,7 +332,7 @@ def _saving(before: float, after: float) -> str:
 
 def _run_command(args: argparse.Namespace) -> int:
     text = _read_plan(args.plan_file)
-    registry = _load_tools(args.tools)
+    registry = _load_registry(args)
     name = "<stdin>" if args.plan_file == "-" else args.plan_file
     try:
         tasks = parse_plan(text, lenient=args.lenient)
@@ -362,7 +363,7 @@ def _print_run(result: RunResult) -> None:
 
 
 def _ask_command(args: argparse.Namespace) -> int:
-    registry = _load_tools(args.tools)
+    registry = _load_registry(args)
     variable = args.api_key_env or "OPENAI_API_KEY"
     api_key = os.environ.get(variable) or None
     if args.api_key_env and api_key is None:
@@ -399,3 +400,59 @@ def _answer(compiler: LLMCompiler, question: str, trace_path: Optional[str]) -> 
     _report(result, sys.stdout)
     written = _write_trace(trace_path, result, result.phases())
     return 0 if result.finished and written else 1
+
+
+# -- the tool source and the tools command -------------------------------------------------------------
+
+
+def _tool_source_options(command: argparse.ArgumentParser) -> None:
+    """``--tools MODULE`` or ``--config FILE``: exactly one is required."""
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--tools", metavar="MODULE",
+                        help="module with the tools: its 'registry' or 'tools' ToolRegistry, or its "
+                             "@tool functions")
+    source.add_argument("--config", metavar="FILE",
+                        help="a TOML or JSON file listing the tools by 'module:attr' path, with their "
+                             "executor, timeout, retries, ... (see llmcompiler.config)")
+
+
+def _add_tools_command(commands: Any) -> None:
+    tools = commands.add_parser("tools", help="list the tools a module or config file serves",
+                                description="List each tool: its call signature, executor, limits "
+                                            "(timeout, retries, max_concurrency, cache) and description.")
+    _tool_source_options(tools)
+    tools.add_argument("--json", action="store_true",
+                       help="print the tools as JSON, with their function-calling schemas")
+    tools.set_defaults(handler=_tools_command)
+
+
+def _load_registry(args: argparse.Namespace) -> ToolRegistry:
+    """The tools named by ``--config FILE`` or ``--tools MODULE``; _InputError when they cannot be
+    served (a config file's every problem, in one message)."""
+    if args.config is None:
+        return _load_tools(args.tools)
+    from .config import load_config
+
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.insert(0, here)  # as for --tools: modules next to you can be named
+    try:
+        return load_config(args.config)
+    except ToolDefinitionError as error:
+        raise _InputError(str(error)) from None
+
+
+def _tools_command(args: argparse.Namespace) -> int:
+    import json
+
+    from .tool_listing import listing, tool_record
+
+    registry = _load_registry(args)
+    try:
+        if args.json:
+            print(json.dumps([tool_record(item) for item in registry], indent=2, ensure_ascii=False))
+        else:
+            print("\n".join(listing(registry, args.config or args.tools)))
+    except ToolDefinitionError as error:  # a path tool of a module that does not import
+        raise _InputError(str(error)) from None
+    return 0
