@@ -145,6 +145,7 @@ class Tool:
         if self._func is not None:
             functools.update_wrapper(self, self._func, updated=())
             self._executor = options.executor_for(self.name, self._executor_given, self.is_async)
+            self.context_parameter  # noqa: B018 - a misplaced RunContext is refused when registered
             if self._executor == "process":
                 self._check_reachable()
 
@@ -218,7 +219,7 @@ class Tool:
             try:
                 self._context = find_context_parameter(self.signature, self._hints())
             except ValueError as exc:
-                raise ToolDefinitionError(f"tool {self.name!r}: {exc}", tool=self.name) from None
+                raise ToolDefinitionError(f"tool {self.name!r}: {exc}", tool=self.name) from exc
         return self._context
 
     @property

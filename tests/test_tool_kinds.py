@@ -229,24 +229,33 @@ def test_a_task_that_passes_the_context_is_refused(task, expected):
     assert (caught.value.task, caught.value.tool) == (task.idx, task.tool)
 
 
-def test_two_context_parameters_are_a_definition_error():
+def test_two_context_parameters_are_refused_when_registered():
     def twice(a: RunContext, b: RunContext) -> None:
         pass
 
-    with pytest.raises(ToolDefinitionError, match="parameters 'a', 'b' are all annotated RunContext; "
-                                                  "a tool takes at most one"):
-        Tool(twice).context_parameter
+    with pytest.raises(ToolDefinitionError) as caught:
+        ToolRegistry([twice])
+    assert str(caught.value) == ("tool 'twice': parameters 'a', 'b' are all annotated RunContext; "
+                                 "a tool takes at most one")
 
 
-def test_a_positional_only_context_is_a_definition_error():
+def test_a_positional_only_context_is_refused_when_registered():
     def positional(ctx: RunContext, /, query: str) -> None:
         pass
 
-    registry = ToolRegistry([positional])
+    with pytest.raises(ToolDefinitionError) as caught:
+        tool(positional)
+    assert str(caught.value) == ("tool 'positional': parameter 'ctx' is annotated RunContext but is "
+                                 "positional-only; the engine passes the context by keyword: make it an "
+                                 "ordinary or keyword-only parameter")
+
+
+def test_a_path_tool_with_a_bad_context_fails_its_check():
+    registry = ToolRegistry(["tools_fixture_config:two_contexts"])  # registration imports nothing
     with pytest.raises(ToolCallError) as caught:
-        registry.check(Task(1, "positional", (), {"query": "q"}))
-    assert "parameter 'ctx' is annotated RunContext but is positional-only; the engine passes the context " \
-           "by keyword" in str(caught.value)
+        registry.check(Task(1, "two_contexts"))
+    assert str(caught.value) == ("task 1: tool 'two_contexts' is unavailable: parameters "
+                                 "'a', 'b' are all annotated RunContext; a tool takes at most one")
 
 
 def test_a_context_tool_still_calls_like_its_function():
