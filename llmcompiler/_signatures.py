@@ -1,4 +1,4 @@
-"""How a tool's callable reads to a planner: docstrings, annotations, signatures and JSON schemas.
+"""How a tool's callable reads to a planner: docstrings, annotations, signatures, keyword checks.
 
 ``docstring`` and ``summary`` give a callable's docstring and its first paragraph; ``param_docs`` the
 parameter descriptions of a Google-style ``Args:`` section. ``type_hints`` resolves the annotations of
@@ -7,7 +7,7 @@ resolved). ``render_signature`` writes a signature with readable annotations (``
 = None) -> str``) and ``check_keywords`` refuses a keyword a signature does not take. The JSON
 schemas of annotations are the module ``schemas``.
 
-Everything here is pure: it reads callables and returns text or dicts. ``tools`` is the only user; this
+Everything here is pure: it reads callables and returns text or dicts. ``_tool`` is the only user; this
 module imports nothing from the package (a wrapper such as ``Tool`` is seen through the ``unwrap``
 callable ``type_hints`` is given).
 """
@@ -15,15 +15,12 @@ callable ``type_hints`` is given).
 from __future__ import annotations
 
 import difflib
-import enum
 import functools
 import inspect
-import json
 import re
 import types
 import typing
-from collections import abc
-from typing import Any, Callable, Dict, List, Tuple, Union
+from typing import Any, Callable, Dict, List, Union
 
 __all__ = ["docstring", "summary", "param_docs", "type_hints", "render_signature", "check_keywords"]
 
