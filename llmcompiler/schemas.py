@@ -49,6 +49,10 @@ _NAMED_TYPES = {"str": {"type": "string"}, "bytes": {"type": "string"}, "int": {
                 "list": {"type": "array", "items": {}}, "tuple": {"type": "array", "items": {}},
                 "set": {"type": "array", "items": {}}, "dict": {"type": "object"}}
 
+# Qualifiers that say nothing about the value's JSON form: the schema is that of what they wrap.
+_QUALIFIERS = tuple(filter(None, (getattr(typing, name, None)
+                                  for name in ("Required", "NotRequired", "ReadOnly", "Final", "ClassVar"))))
+
 _Seen = FrozenSet[type]  # the classes being expanded above this point (to stop at recursion)
 
 
@@ -78,6 +82,8 @@ def _schema(annotation: Any, seen: _Seen) -> Dict[str, Any]:
         return _union_schema(args, seen)
     if origin is typing.Literal:
         return _enum_schema([_literal_value(arg) for arg in args])
+    if origin in _QUALIFIERS and args:
+        return _schema(args[0], seen)
     if origin is typing.Annotated:
         schema = _schema(args[0], seen)
         texts = [meta for meta in args[1:] if isinstance(meta, str)]

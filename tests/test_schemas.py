@@ -2,7 +2,7 @@
 
 import os
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Annotated, Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import pytest
 
@@ -214,3 +214,51 @@ def test_schemas_the_subset_allows():
 ])
 def test_tool_schema_problems(tool_schema, expected):
     assert tool_schema_problems(tool_schema) == expected
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="typing.NotRequired is new in Python 3.11")
+def test_not_required_keys_of_a_typed_dict():
+    assert properties_of(kinds.reviewed)["review"] == {
+        "type": "object", "properties": {"text": {"type": "string"}, "stars": {"type": "integer"}},
+        "required": ["text"], "additionalProperties": False}
+
+
+# -- random nested annotations: every schema keeps the subset ------------------------------------------
+
+
+def random_annotation(rng, depth):
+    """A random annotation built from every kind schemas() maps, nested up to ``depth``."""
+    leaves = [int, str, float, bool, bytes, type(None), Any, list, tuple, dict, kinds.Color, kinds.Level,
+              kinds.Shape, kinds.Point, kinds.Node, kinds.Movie, kinds.PartialMovie, kinds.Pair,
+              kinds.UserId, object, "Decimal", "list"]
+    if depth == 0 or rng.random() < 0.3:
+        return rng.choice(leaves)
+    inner = [random_annotation(rng, depth - 1) for _ in range(rng.randint(1, 3))]
+    shape = rng.randrange(9)
+    if shape == 0:
+        return List[inner[0]]
+    if shape == 1:
+        return Tuple[tuple(inner)]
+    if shape == 2:
+        return Tuple[inner[0], ...]
+    if shape == 3:
+        return Dict[str, inner[0]]
+    if shape == 4:
+        return Optional[inner[0]]
+    if shape == 5:
+        return Union[tuple(inner)] if len(inner) > 1 else Union[inner[0], None]
+    if shape == 6:
+        return Literal[tuple(rng.sample(["a", "b", 1, 2, True, None, 2.5], rng.randint(1, 4)))]
+    if shape == 7:
+        return Annotated[inner[0], "text"]
+    return Sequence[inner[0]]
+
+
+def test_random_nested_annotations_give_schemas_of_the_subset():
+    import random
+
+    rng = random.Random(20240601)
+    for _ in range(2000):
+        annotation = random_annotation(rng, 4)
+        schema = json_schema(annotation)
+        assert schema_problems(schema) == [], annotation

@@ -81,3 +81,20 @@ def records(point: Point, node: Node, movie: Movie, partial: PartialMovie, pair:
 def described(query: Annotated[str, "What to look for."], limit: Annotated[int, "How many.", 3] = 5,
               raw: bytes = b"", **options: float) -> None:
     """Annotated descriptions."""
+
+
+
+try:
+    from typing import NotRequired
+except ImportError:  # Python 3.10: no per-key marks; every key of Review is required there
+    NotRequired = None
+
+
+class Review(TypedDict):
+    """Keys marked one by one (Python 3.11's NotRequired)."""
+    text: str
+    stars: NotRequired[int] if NotRequired else int
+
+
+def reviewed(review: Review) -> None:
+    """A TypedDict with a NotRequired key."""
