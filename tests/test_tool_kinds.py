@@ -261,3 +261,14 @@ def test_a_path_tool_with_a_bad_context_fails_its_check():
 def test_a_context_tool_still_calls_like_its_function():
     registered = tool(with_context)
     assert registered("q", RunContext(1, {})) == "q"
+
+
+def test_an_async_process_tool_runs_through_the_engine():
+    from llmcompiler.engine import run_tasks
+
+    registry = ToolRegistry()
+    registry.register("tools_fixture_async:fetch", executor="process", timeout=60)
+    registry.register(plain)
+    result = run_tasks('1. fetch("u")\n2. plain($1)\n', registry)
+    assert result.failures == {}
+    assert result.observations == {1: "fetched u", 2: "fetched u"}
