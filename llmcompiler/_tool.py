@@ -29,7 +29,7 @@ __all__ = ["Tool", "AsyncCall", "load_path", "is_coroutine_callable"]
 _NO_PATH_HELP = ("a process tool is loaded in a worker process by its import path; lambdas, closures and "
                  "nested functions have none")
 _PATH_ADVICE = "define it at module top level, or register it by 'module:attr' path"
-_NOT_COMPUTED: Any = type("_NotComputed", (), {"__repr__": lambda self: "<not computed>"})()
+
 
 
 def load_path(path: str) -> Callable[..., Any]:
@@ -114,7 +114,8 @@ class Tool:
         self._path_given: Optional[str] = None
         self._func: Optional[Callable[..., Any]] = None
         self._signature: Optional[inspect.Signature] = None  # cached: check() runs once per task
-        self._context: Any = _NOT_COMPUTED  # the context parameter's name, or None; computed once
+        self._context: Optional[str] = None  # the context parameter's name (None: it has none) ...
+        self._context_known = False  # ... once computed
         self._plan_signature: Optional[inspect.Signature] = None
         # Binding depends only on how many positional arguments there are and which keywords: the
         # shapes that bound once are remembered, so checking 10,000 similar tasks binds once.
@@ -215,11 +216,12 @@ class Tool:
         """The name of the parameter annotated ``RunContext`` (the engine fills it in by keyword when
         the task starts), or None. Raises ToolDefinitionError if two parameters are, or if it cannot
         be passed by keyword."""
-        if self._context is _NOT_COMPUTED:
+        if not self._context_known:
             try:
                 self._context = find_context_parameter(self.signature, self._hints())
             except ValueError as exc:
                 raise ToolDefinitionError(f"tool {self.name!r}: {exc}", tool=self.name) from exc
+            self._context_known = True
         return self._context
 
     @property

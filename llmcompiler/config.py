@@ -156,7 +156,7 @@ def _entries(data: Any, problems: List[ConfigProblem]) -> List[Any]:
                                           "The file holds a 'tools' list ([[tools]] in TOML)."))
     entries = data.get("tools")
     if not isinstance(entries, list) or not entries:
-        got = "nothing" if entries is None else _kind(entries) if not isinstance(entries, list) else "[]"
+        got = "nothing" if entries is None else "[]" if entries == [] else _kind(entries)
         problems.append(ConfigProblem(None, None, f"expected a non-empty 'tools' list ([[tools]] tables in "
                                       f"TOML), got {got}"))
         return []

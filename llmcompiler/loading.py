@@ -60,9 +60,8 @@ def load_object(path: str) -> Any:
     Thread-safe. Raises ToolDefinitionError naming the path and the problem: malformed path, module
     not found, import failed, or attribute missing.
     """
-    found = _loaded.get(path, _loaded) if isinstance(path, str) else _loaded
-    if found is not _loaded:
-        return found
+    if isinstance(path, str) and path in _loaded:  # entries are only ever added
+        return _loaded[path]
     module_name, qualname = split_path(path)
     with _locks_guard:
         lock = _path_locks.setdefault(path, threading.RLock())
