@@ -113,6 +113,10 @@ def _read(path: str) -> Any:
     if form is None:
         raise _config_error(path, [ConfigProblem(None, None, "expected a .toml or .json file (the "
                                                  "extension says which format it is)")])
+    if form == "TOML" and sys.version_info < (3, 11):
+        raise _config_error(path, [ConfigProblem(None, None, "reading TOML needs Python 3.11 or later "
+                                                 "(tomllib); write the file as JSON ({\"tools\": [{\"path\": "
+                                                 "...}]}) instead")])
     try:
         with open(path, "rb") as file:
             raw = file.read()
@@ -130,10 +134,7 @@ def _read(path: str) -> Any:
 
 
 def _parse_toml(raw: bytes) -> Any:
-    if sys.version_info < (3, 11):
-        raise ValueError("reading TOML needs Python 3.11 or later (tomllib); write the file as JSON "
-                         "({\"tools\": [{\"path\": ...}]}) instead")
-    import tomllib
+    import tomllib  # Python 3.11+ (checked by the caller); imported only when a TOML file is read
 
     return tomllib.loads(raw.decode("utf-8"))
 

@@ -109,6 +109,8 @@ def _union_schema(args: Tuple[Any, ...], seen: _Seen) -> Dict[str, Any]:
         if key not in keys:
             keys.add(key)
             members.append(schema)
+    if {"type": "null"} in members and any(None in member.get("enum", ()) for member in members):
+        members.remove({"type": "null"})  # Optional[Literal[..., None]] (3.10 adds Optional for a None default)
     return members[0] if len(members) == 1 else {"anyOf": members}
 
 

@@ -14,33 +14,18 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 if TESTS_DIR not in sys.path:  # the fixture tool modules are named by --tools and in config files
     sys.path.insert(0, TESTS_DIR)
 
-CONFIG = """
-[[tools]]
-path = "cli_fixture_tools:echo"
-timeout = 10
-retries = 2
-retry_on = ["TimeoutError", "ConnectionError"]
-max_concurrency = 4
-cache = true
-description = "Echo the text."
-
-[[tools]]
-path = "cli_fixture_tools:concat"
-
-[[tools]]
-path = "tools_fixture_config:with_context"
-
-[[tools]]
-path = "tools_fixture_config:fetch"
-"""
-BROKEN_CONFIG = """
-[[tools]]
-path = "cli_fixture_tools:echo"
-retries = -1
-
-[[tools]]
-path = "cli_fixture_tools:nothing"
-"""
+CONFIG = json.dumps({"tools": [  # JSON: read on every Python (TOML needs 3.11; test_config covers it)
+    {"path": "cli_fixture_tools:echo", "timeout": 10, "retries": 2,
+     "retry_on": ["TimeoutError", "ConnectionError"], "max_concurrency": 4, "cache": True,
+     "description": "Echo the text."},
+    {"path": "cli_fixture_tools:concat"},
+    {"path": "tools_fixture_config:with_context"},
+    {"path": "tools_fixture_config:fetch"},
+]})
+BROKEN_CONFIG = json.dumps({"tools": [
+    {"path": "cli_fixture_tools:echo", "retries": -1},
+    {"path": "cli_fixture_tools:nothing"},
+]})
 
 
 def write(tmp_path, text, name):
@@ -60,7 +45,7 @@ def test_tools_lists_a_module(capsys):
 
 
 def test_tools_lists_a_config_file_with_its_limits(tmp_path, capsys):
-    config = write(tmp_path, CONFIG, "tools.toml")
+    config = write(tmp_path, CONFIG, "tools.json")
     assert main(["tools", "--config", config]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"4 tools from {config}:"
@@ -74,7 +59,7 @@ def test_tools_lists_a_config_file_with_its_limits(tmp_path, capsys):
 
 
 def test_tools_as_json_carries_the_schemas(tmp_path, capsys):
-    assert main(["tools", "--config", write(tmp_path, CONFIG, "tools.toml"), "--json"]) == 0
+    assert main(["tools", "--config", write(tmp_path, CONFIG, "tools.json"), "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [record["name"] for record in records] == ["echo", "concat", "with_context", "fetch"]
     echo = records[0]
@@ -87,7 +72,7 @@ def test_tools_as_json_carries_the_schemas(tmp_path, capsys):
 
 
 def test_a_broken_config_exits_2_naming_every_problem(tmp_path, capsys):
-    config = write(tmp_path, BROKEN_CONFIG, "tools.toml")
+    config = write(tmp_path, BROKEN_CONFIG, "tools.json")
     assert main(["tools", "--config", config]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -98,8 +83,8 @@ def test_a_broken_config_exits_2_naming_every_problem(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, expected", [
     (["tools"], "one of the arguments --tools --config is required"),
-    (["tools", "--tools", "m", "--config", "f.toml"], "argument --config: not allowed with argument --tools"),
-    (["run", "plan.txt", "--tools", "m", "--config", "f.toml"],
+    (["tools", "--tools", "m", "--config", "f.json"], "argument --config: not allowed with argument --tools"),
+    (["run", "plan.txt", "--tools", "m", "--config", "f.json"],
      "argument --config: not allowed with argument --tools"),
     (["ask", "q?"], "one of the arguments --tools --config is required"),
 ])
@@ -109,7 +94,7 @@ def test_exactly_one_tool_source(argv, expected, capsys):
 
 
 def test_run_with_a_config_file(tmp_path, capsys):
-    config = write(tmp_path, CONFIG, "tools.toml")
+    config = write(tmp_path, CONFIG, "tools.json")
     plan = write(tmp_path, '1. echo("hello")\n2. concat($1, "world")\n', "plan.txt")
     assert main(["run", plan, "--config", config]) == 0
     out = capsys.readouterr().out
@@ -119,19 +104,19 @@ def test_run_with_a_config_file(tmp_path, capsys):
 
 def test_run_with_a_broken_config_runs_nothing(tmp_path, capsys):
     plan = write(tmp_path, '1. echo("hello")\n', "plan.txt")
-    assert main(["run", plan, "--config", write(tmp_path, BROKEN_CONFIG, "tools.toml")]) == 2
+    assert main(["run", plan, "--config", write(tmp_path, BROKEN_CONFIG, "tools.json")]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "2 problems in the tool config" in captured.err
 
 
 def test_ask_with_a_config_file_loads_it_before_the_model(tmp_path, capsys):
-    assert main(["ask", "q?", "--config", write(tmp_path, BROKEN_CONFIG, "tools.toml")]) == 2
+    assert main(["ask", "q?", "--config", write(tmp_path, BROKEN_CONFIG, "tools.json")]) == 2
     assert "2 problems in the tool config" in capsys.readouterr().err
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    code = main(["ask", "q?", "--config", write(tmp_path, CONFIG, "tools.toml"), "--base-url",
+    code = main(["ask", "q?", "--config", write(tmp_path, CONFIG, "tools.json"), "--base-url",
                  f"http://127.0.0.1:{port}/v1", "--timeout", "5"])
     assert code == 1  # the tools loaded; the (closed) server is what failed
     assert "cannot connect" in capsys.readouterr().err

@@ -41,6 +41,9 @@ executor = "cluster"
 """
 
 
+needs_tomllib = pytest.mark.skipif(sys.version_info < (3, 11), reason="TOML is read with tomllib (3.11+)")
+
+
 def write(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -70,6 +73,7 @@ def check_good_registry(registry):
     registry.check(Task(1, "web_search", ("q",), {"limit": 2}))
 
 
+@needs_tomllib
 def test_a_toml_file(tmp_path):
     check_good_registry(load_config(write(tmp_path, "tools.toml", GOOD_TOML)))
 
@@ -92,6 +96,7 @@ def test_a_single_retry_on_name(tmp_path):
     assert registry["search"].retry_on == (ConnectionError,)
 
 
+@needs_tomllib
 def test_every_problem_is_reported_at_once(tmp_path):
     text = """
 [[tools]]
@@ -165,10 +170,12 @@ def test_a_name_used_twice(tmp_path):
 
 @pytest.mark.parametrize("name, text, expected", [
     ("tools.yaml", "tools: []", "expected a .toml or .json file (the extension says which format it is)"),
-    ("tools.toml", "[[tools]\npath = 1", "not valid TOML: "),
+    pytest.param("tools.toml", "[[tools]\npath = 1", "not valid TOML: ", marks=needs_tomllib),
     ("tools.json", '{"tools": [', "not valid JSON: Expecting value: line 1 column 12 (char 11)"),
     ("tools.json", "[]", "the file must hold a table (an object) with a 'tools' list, got a list"),
-    ("tools.toml", "", "expected a non-empty 'tools' list ([[tools]] tables in TOML), got nothing"),
+    pytest.param("tools.toml", "", "expected a non-empty 'tools' list ([[tools]] tables in TOML), got nothing",
+                 marks=needs_tomllib),
+    ("tools.json", "{}", "expected a non-empty 'tools' list ([[tools]] tables in TOML), got nothing"),
     ("tools.json", '{"tools": []}', "expected a non-empty 'tools' list ([[tools]] tables in TOML), got []"),
     ("tools.json", '{"tools": {"path": "a:b"}}', "expected a non-empty 'tools' list ([[tools]] tables in "
                                                  "TOML), got a table"),
@@ -183,6 +190,7 @@ def test_file_level_problems(tmp_path, name, text, expected):
     assert str(error.problems[0]).startswith(expected)
 
 
+@needs_tomllib
 def test_unknown_top_level_keys_and_an_empty_list_together(tmp_path):
     error = problems_of(tmp_path, "tools.toml", "tool = 1\n")
     assert [str(problem) for problem in error.problems] == [
@@ -197,3 +205,11 @@ def test_an_unreadable_or_missing_file(tmp_path):
     assert str(error.problems[0]).startswith("not UTF-8 text (invalid start byte at byte 11)")
     error = pytest.raises(ToolConfigError, load_config, str(tmp_path / "none.toml")).value
     assert str(error.problems[0]) == "cannot read it: No such file or directory"
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 11), reason="tomllib reads TOML here")
+def test_toml_before_python_3_11_says_to_use_json(tmp_path):
+    error = problems_of(tmp_path, "tools.toml", GOOD_TOML)
+    assert [str(problem) for problem in error.problems] == [
+        "reading TOML needs Python 3.11 or later (tomllib); write the file as JSON "
+        '({"tools": [{"path": ...}]}) instead']
