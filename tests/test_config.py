@@ -200,10 +200,11 @@ def test_unknown_top_level_keys_and_an_empty_list_together(tmp_path):
 
 def test_an_unreadable_or_missing_file(tmp_path):
     error = problems_of(tmp_path, "bad.json", "")
+    assert str(error.problems[0]) == "not valid JSON: Expecting value: line 1 column 1 (char 0)"
     (tmp_path / "bad.json").write_bytes(b'{"tools": "\xff"}')
     error = pytest.raises(ToolConfigError, load_config, str(tmp_path / "bad.json")).value
     assert str(error.problems[0]).startswith("not UTF-8 text (invalid start byte at byte 11)")
-    error = pytest.raises(ToolConfigError, load_config, str(tmp_path / "none.toml")).value
+    error = pytest.raises(ToolConfigError, load_config, str(tmp_path / "none.json")).value
     assert str(error.problems[0]) == "cannot read it: No such file or directory"
 
 
