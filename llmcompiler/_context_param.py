@@ -49,7 +49,7 @@ def _names_run_context(annotation: Any) -> bool:
 
 
 def _text_names_run_context(text: str) -> bool:
-    text = "".join(text.split()).strip("'\"")
+    text = "".join(text.split()).replace("'", "").replace('"', "")  # 'Optional["RunContext"]' too
     if re.fullmatch(_NAME, text):
         return True
     match = _OPTIONAL_TEXT.fullmatch(text)

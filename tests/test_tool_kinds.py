@@ -180,6 +180,20 @@ def test_context_parameter_is_found_by_its_annotation(func, name):
     assert Tool(func, name="t").context_parameter == name
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("RunContext", True), ("llmcompiler.context.RunContext", True), ("Optional[RunContext]", True),
+    ('Optional["RunContext"]', True), ("typing.Optional[ctx.RunContext]", True), ("RunContext | None", True),
+    ("None | RunContext", True), ("Union[None, RunContext]", True), ("'RunContext'", True),
+    ("list[RunContext]", False), ("RunContext | int", False), ("Union[RunContext, int, None]", False),
+    ("MyRunContext", False), ("RunContextual", False), ("str", False),
+])
+def test_context_annotations_written_as_text(text, expected):
+    def func(query: str, ctx: text) -> None:  # the annotation is the text, as when it cannot resolve
+        pass
+
+    assert Tool(func).context_parameter == ("ctx" if expected else None)
+
+
 def test_context_parameter_of_a_path_tool_with_a_text_annotation():
     assert Tool("tools_fixture_async:summarise").context_parameter == "ctx"
 
