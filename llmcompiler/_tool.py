@@ -111,6 +111,9 @@ class Tool:
                  max_concurrency: Optional[int] = None, cache: bool = False):
         if isinstance(func_or_path, Tool):
             func_or_path = func_or_path._path_given or func_or_path._func
+        # The lazily computed attributes below (_func, _signature, _context, _plan_signature,
+        # _executor) are set without a lock: each computation gives the same value, so two threads
+        # racing on first use only compute it twice.
         self._path_given: Optional[str] = None
         self._func: Optional[Callable[..., Any]] = None
         self._signature: Optional[inspect.Signature] = None  # cached: check() runs once per task

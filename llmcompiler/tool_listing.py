@@ -20,12 +20,13 @@ def _class_name(kind: type) -> str:
 
 
 def tool_record(tool: Tool) -> Dict[str, Any]:
-    """One tool as JSON-ready data: ``name``, ``signature`` (the call a plan writes), ``executor``,
+    """One tool as JSON-ready data: ``name``, ``path`` (``"module:attr"``, or None for a lambda, a
+    closure, a partial ...), ``signature`` (the call a plan writes), ``executor``,
     ``timeout``, ``retries``, ``retry_on`` (class names), ``backoff``, ``max_concurrency``, ``cache``,
     ``context_parameter``, ``description`` and ``schema``. Raises ToolDefinitionError when a path tool
     cannot be imported."""
     return {
-        "name": tool.name, "signature": tool.call_text(), "executor": tool.executor,
+        "name": tool.name, "path": tool.path, "signature": tool.call_text(), "executor": tool.executor,
         "timeout": tool.timeout, "retries": tool.retries,
         "retry_on": [_class_name(kind) for kind in tool.retry_on], "backoff": tool.backoff,
         "max_concurrency": tool.max_concurrency, "cache": tool.cache,

@@ -65,6 +65,7 @@ def test_tools_as_json_carries_the_schemas(tmp_path, capsys):
     echo = records[0]
     assert (echo["executor"], echo["timeout"], echo["retries"], echo["retry_on"], echo["max_concurrency"],
             echo["cache"]) == ("thread", 10.0, 2, ["TimeoutError", "ConnectionError"], 4, True)
+    assert echo["path"] == "cli_fixture_tools:echo"
     assert records[2]["context_parameter"] == "ctx"
     assert list(records[2]["schema"]["function"]["parameters"]["properties"]) == ["text"]
     for record in records:
