@@ -121,7 +121,8 @@ def _read(path: str) -> Any:
         with open(path, "rb") as file:
             raw = file.read()
     except OSError as exc:
-        raise _config_error(path, [ConfigProblem(None, None, f"cannot read it: {exc.strerror or exc}")]) from None
+        problem = ConfigProblem(None, None, f"cannot read it: {exc.strerror or exc}")
+        raise _config_error(path, [problem]) from None
     try:
         if form == "JSON":
             return json.loads(raw.decode("utf-8"))
@@ -153,8 +154,9 @@ def _entries(data: Any, problems: List[ConfigProblem]) -> List[Any]:
         return []
     for key in data:
         if key not in _TOP_KEYS:
-            problems.append(ConfigProblem(None, None, f"unknown top-level key {key!r}{_close(key, _TOP_KEYS) or '.'} "
-                                          "The file holds a 'tools' list ([[tools]] in TOML)."))
+            hint = _close(key, _TOP_KEYS) or "."
+            problems.append(ConfigProblem(None, None, f"unknown top-level key {key!r}{hint} The file holds a "
+                                          "'tools' list ([[tools]] in TOML)."))
     entries = data.get("tools")
     if not isinstance(entries, list) or not entries:
         got = "nothing" if entries is None else "[]" if entries == [] else _kind(entries)
@@ -185,7 +187,8 @@ def _build_entry(number: int, entry: Any, problems: List[ConfigProblem]) -> Opti
     found: List[str] = []
     for key in entry:
         if key not in ENTRY_KEYS:
-            found.append(f"unknown key {key!r}{_close(key, ENTRY_KEYS) or '.'} The keys are {', '.join(ENTRY_KEYS)}.")
+            hint = _close(key, ENTRY_KEYS) or "."
+            found.append(f"unknown key {key!r}{hint} The keys are {', '.join(ENTRY_KEYS)}.")
     path = entry.get("path")
     if not isinstance(path, str):
         found.append("no 'path'; give the tool as path = 'module:attribute'" if path is None

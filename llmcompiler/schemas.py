@@ -110,7 +110,7 @@ def _union_schema(args: Tuple[Any, ...], seen: _Seen) -> Dict[str, Any]:
             keys.add(key)
             members.append(schema)
     if {"type": "null"} in members and any(None in member.get("enum", ()) for member in members):
-        members.remove({"type": "null"})  # Optional[Literal[..., None]] (3.10 adds Optional for a None default)
+        members.remove({"type": "null"})  # Optional[Literal[..., None]]: 3.10 adds Optional to a None default
     return members[0] if len(members) == 1 else {"anyOf": members}
 
 

@@ -65,8 +65,8 @@ class ToolRegistry:
         """Register a callable, a ``"module:attr"`` path or a Tool and return the registered Tool.
 
         Options not given keep the Tool's own (or the defaults: executor "thread", or "async" for an
-        ``async def``; no timeout, no retries, no cache). A Tool registered without overrides is stored as is. Raises ToolDefinitionError for
-        a bad option or a name already registered.
+        ``async def``; no timeout, no retries, no cache). A Tool registered without overrides is
+        stored as is. Raises ToolDefinitionError for a bad option or a name already registered.
         """
         given = {key: value for key, value in zip(_OPTION_NAMES, (
             name, description, executor, timeout, retries, retry_on, backoff, max_concurrency, cache))
@@ -103,8 +103,8 @@ class ToolRegistry:
 
         ``$N`` references are strings standing for values, so they fit any parameter. A path tool is
         imported here. The context parameter (annotated ``RunContext``) is left out: a task that
-        passes it, by keyword or by position, is refused. Raises ToolCallError with ``tool`` and ``task`` set, e.g.
-        ``task 2: search() got an unexpected keyword argument 'q'``.
+        passes it, by keyword or by position, is refused. Raises ToolCallError with ``tool`` and
+        ``task`` set, e.g. ``task 2: search() got an unexpected keyword argument 'q'``.
         """
         found = self._tools.get(task.tool)
         if found is None:
