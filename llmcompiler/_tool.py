@@ -102,6 +102,10 @@ class Tool:
     ``cache`` (an identical call may be answered from an earlier observation; never the default).
     ``description`` is the given one or the docstring's first paragraph. Calling a Tool calls its
     function. Raises ToolDefinitionError, naming the tool and the option, for invalid options.
+
+    A path that names a ``@tool`` gives its callable only: the options are the ones given here (a
+    path is not imported when registered). ``config.load_config``, which imports every path, takes
+    such a tool's own options as the defaults of its entry.
     """
 
     def __init__(self, func_or_path: Union[Callable[..., Any], str], *, name: Optional[str] = None,

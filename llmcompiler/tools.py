@@ -125,6 +125,12 @@ class ToolRegistry:
         """``Tool.schema()`` of each tool, in registration order."""
         return [item.schema() for item in self]
 
+    def executor_names(self) -> List[str]:
+        """The executors the tools run on ("thread", "process", "async" or names given to the engine),
+        each once, in registration order: what an engine must provide. A path tool may be imported
+        to tell (see ``Tool.executor``); raises ToolDefinitionError if that fails."""
+        return list(dict.fromkeys(item.executor for item in self))
+
     def __getitem__(self, name: str) -> Tool:
         """The tool called ``name``. Raises ToolCallError (a TypeError, not a KeyError) listing the
         known tools; use ``get`` or ``in`` to test."""

@@ -286,3 +286,13 @@ def test_an_async_process_tool_runs_through_the_engine():
     result = run_tasks('1. fetch("u")\n2. plain($1)\n', registry)
     assert result.failures == {}
     assert result.observations == {1: "fetched u", 2: "fetched u"}
+
+
+def test_executor_names_say_what_an_engine_must_provide():
+    registry = ToolRegistry([plain, lookup])
+    registry.register(tools_fixture_async.fetch, name="remote", executor="cluster")
+    registry.register("tools_fixture_mod:square", executor="process")
+    registry.register("tools_fixture_async:fetch")  # imported to tell: an async def
+    registry.register(plain, name="plain_again")
+    assert registry.executor_names() == ["thread", "async", "cluster", "process"]
+    assert ToolRegistry().executor_names() == []
