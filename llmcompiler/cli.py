@@ -428,18 +428,25 @@ def _add_tools_command(commands: Any) -> None:
 
 def _load_registry(args: argparse.Namespace) -> ToolRegistry:
     """The tools named by ``--config FILE`` or ``--tools MODULE``; _InputError when they cannot be
-    served (a config file's every problem, in one message)."""
+    served (a config file's problems are printed first, one per line)."""
     if args.config is None:
         return _load_tools(args.tools)
     from .config import load_config
+    from .errors import ToolConfigError
 
     here = os.getcwd()
     if "" not in sys.path and here not in sys.path:
         sys.path.insert(0, here)  # as for --tools: modules next to you can be named
     try:
         return load_config(args.config)
-    except ToolDefinitionError as error:
-        raise _InputError(str(error)) from None
+    except ToolConfigError as error:
+        if len(error.problems) == 1:
+            raise _InputError(f"{args.config}: {error.problems[0]}") from None
+        # Every problem on a line of its own, then the one error line (which is kept to one line).
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise _InputError(f"{args.config}: {len(error.problems)} problems in the tool config (listed "
+                          "above)") from None
 
 
 def _tools_command(args: argparse.Namespace) -> int:

@@ -75,11 +75,19 @@ def test_tools_as_json_carries_the_schemas(tmp_path, capsys):
 def test_a_broken_config_exits_2_naming_every_problem(tmp_path, capsys):
     config = write(tmp_path, BROKEN_CONFIG, "tools.json")
     assert main(["tools", "--config", config]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1
-    assert err == (f"llmcompiler: error: {config}: 2 problems in the tool config: entry 1 (echo): retries "
-                   "must be an int >= 0, got -1 entry 2 (nothing): cannot load 'cli_fixture_tools:nothing': "
-                   "'cli_fixture_tools' has no attribute 'nothing'")
+    assert capsys.readouterr().err.splitlines() == [
+        "  entry 1 (echo): retries must be an int >= 0, got -1",
+        "  entry 2 (nothing): cannot load 'cli_fixture_tools:nothing': 'cli_fixture_tools' has no attribute "
+        "'nothing'",
+        f"llmcompiler: error: {config}: 2 problems in the tool config (listed above)",
+    ]
+
+
+def test_a_single_config_problem_is_the_error_line(tmp_path, capsys):
+    missing = str(tmp_path / "none.json")
+    assert main(["run", "plan.txt", "--config", missing]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"llmcompiler: error: {missing}: cannot read it: No such file or directory"]
 
 
 @pytest.mark.parametrize("argv, expected", [
