@@ -85,7 +85,7 @@ def test_a_broken_config_exits_2_naming_every_problem(tmp_path, capsys):
 
 def test_a_single_config_problem_is_the_error_line(tmp_path, capsys):
     missing = str(tmp_path / "none.json")
-    assert main(["run", "plan.txt", "--config", missing]) == 2
+    assert main(["tools", "--config", missing]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"llmcompiler: error: {missing}: cannot read it: No such file or directory"]
 
