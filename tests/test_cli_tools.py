@@ -15,16 +15,16 @@ if TESTS_DIR not in sys.path:  # the fixture tool modules are named by --tools a
     sys.path.insert(0, TESTS_DIR)
 
 CONFIG = json.dumps({"tools": [  # JSON: read on every Python (TOML needs 3.11; test_config covers it)
-    {"path": "cli_fixture_tools:echo", "timeout": 10, "retries": 2,
+    {"path": "tools_fixture_cli:echo", "timeout": 10, "retries": 2,
      "retry_on": ["TimeoutError", "ConnectionError"], "max_concurrency": 4, "cache": True,
      "description": "Echo the text."},
-    {"path": "cli_fixture_tools:concat"},
+    {"path": "tools_fixture_cli:concat"},
     {"path": "tools_fixture_config:with_context"},
     {"path": "tools_fixture_config:fetch"},
 ]})
 BROKEN_CONFIG = json.dumps({"tools": [
-    {"path": "cli_fixture_tools:echo", "retries": -1},
-    {"path": "cli_fixture_tools:nothing"},
+    {"path": "tools_fixture_cli:echo", "retries": -1},
+    {"path": "tools_fixture_cli:nothing"},
 ]})
 
 
@@ -35,13 +35,16 @@ def write(tmp_path, text, name):
 
 
 def test_tools_lists_a_module(capsys):
-    assert main(["tools", "--tools", "cli_fixture_tools"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == "5 tools from cli_fixture_tools:"
-    assert out[1:5] == ["", "echo(text: str) -> str", "    Return the text unchanged.",
-                        "    thread · no timeout · no retries · no concurrency limit · not cached"]
-    assert "square(x: int) -> int" in out
-    assert "    process · no timeout · no retries · no concurrency limit · not cached" in out
+    assert main(["tools", "--tools", "tools_fixture_cli"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "3 tools from tools_fixture_cli:",
+        "", "echo(text: str) -> str", "    Return the text unchanged.",
+        "    thread · no timeout · no retries · no concurrency limit · not cached",
+        "", "concat(first: str, second: str) -> str", "    Join two texts with a space.",
+        "    thread · no timeout · no retries · no concurrency limit · not cached",
+        "", "square(x: int) -> int", "    Square a number, in a worker process.",
+        "    process · timeout 30 s · no retries · at most 2 at once · not cached",
+    ]
 
 
 def test_tools_lists_a_config_file_with_its_limits(tmp_path, capsys):
@@ -65,7 +68,7 @@ def test_tools_as_json_carries_the_schemas(tmp_path, capsys):
     echo = records[0]
     assert (echo["executor"], echo["timeout"], echo["retries"], echo["retry_on"], echo["max_concurrency"],
             echo["cache"]) == ("thread", 10.0, 2, ["TimeoutError", "ConnectionError"], 4, True)
-    assert echo["path"] == "cli_fixture_tools:echo"
+    assert echo["path"] == "tools_fixture_cli:echo"
     assert records[2]["context_parameter"] == "ctx"
     assert list(records[2]["schema"]["function"]["parameters"]["properties"]) == ["text"]
     for record in records:
@@ -77,7 +80,7 @@ def test_a_broken_config_exits_2_naming_every_problem(tmp_path, capsys):
     assert main(["tools", "--config", config]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "  entry 1 (echo): retries must be an int >= 0, got -1",
-        "  entry 2 (nothing): cannot load 'cli_fixture_tools:nothing': 'cli_fixture_tools' has no attribute "
+        "  entry 2 (nothing): cannot load 'tools_fixture_cli:nothing': 'tools_fixture_cli' has no attribute "
         "'nothing'",
         f"llmcompiler: error: {config}: 2 problems in the tool config (listed above)",
     ]
