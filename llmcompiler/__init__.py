@@ -33,6 +33,7 @@ _EXPORTS = {
     "Task": "plan", "parse_plan": "plan", "PlanParser": "plan", "validate_tasks": "plan",
     # tools
     "Tool": "tools", "ToolRegistry": "tools", "tool": "tools", "as_registry": "tools",
+    "load_config": "config", "RunContext": "context", "ToolConfigError": "errors",
     # running
     "Engine": "engine", "run_tasks": "engine", "Run": "scheduler", "RunResult": "results",
     "TaskFailure": "results", "Event": "results", "RunInterrupted": "results",
@@ -84,3 +85,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .scheduler import Run
     from .store import LocalStore, ManagerStore, ObservationStore
     from .tools import Tool, ToolRegistry, as_registry, tool
+    from .config import load_config
+    from .context import RunContext
+    from .errors import ToolConfigError

@@ -1,9 +1,11 @@
-"""The command line: ``python -m llmcompiler {run,ask,demo}`` (also the ``llmcompiler`` script).
+"""The command line: ``python -m llmcompiler {run,ask,demo,tools}`` (also the ``llmcompiler`` script).
 
 * ``run PLAN_FILE --tools MODULE``: execute a written plan (no model) and print each observation and
   the timeline.
 * ``ask "QUESTION" --tools MODULE``: the whole loop against an OpenAI-compatible server.
 * ``demo``: the whole loop offline, on ``examples.py``'s tools and scripted model.
+* ``tools --tools MODULE | --config FILE``: list what is served (signature, executor, limits); ``run``
+  and ``ask`` also take their tools from ``--config FILE`` (a TOML or JSON file, see ``config``).
 
 Every command takes ``--trace FILE`` (a Chrome trace-event file: open it in https://ui.perfetto.dev or
 chrome://tracing), ``--timeline FILE`` (an SVG picture of the run), ``-q/--quiet`` (no live progress
@@ -132,13 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--trace", metavar="FILE", help="also write a Chrome trace (JSON) of the run")
     _output_options(demo)
     demo.set_defaults(handler=_demo_command)
+    _add_tools_command(commands)
     return parser
 
 
 def _tool_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--tools", required=True, metavar="MODULE",
-                         help="module with the tools: its 'registry' or 'tools' ToolRegistry, or its "
-                              "@tool functions")
+    _tool_source_options(command)
     command.add_argument("--max-workers", type=_positive_int, metavar="N",
                          help="thread pool size (default 32)")
     command.add_argument("--lenient", action="store_true", help="accept sloppy plan lines and arguments")
@@ -300,7 +301,7 @@ def _event_sink(line: Optional[ProgressLine]) -> Callable[[Event], None]:
 
 def _run_command(args: argparse.Namespace) -> int:
     text = _read_plan(args.plan_file)
-    registry = _load_tools(args.tools)
+    registry = _load_registry(args)
     name = "<stdin>" if args.plan_file == "-" else args.plan_file
     try:
         tasks = parse_plan(text, lenient=args.lenient)
@@ -344,7 +345,7 @@ def _show_partial(error: BaseException, line: Optional[ProgressLine], args: argp
 
 
 def _ask_command(args: argparse.Namespace) -> int:
-    registry = _load_tools(args.tools)
+    registry = _load_registry(args)
     variable = args.api_key_env or "OPENAI_API_KEY"
     api_key = os.environ.get(variable) or None
     if args.api_key_env and api_key is None:
@@ -395,3 +396,66 @@ def _answer(compiler: LLMCompiler, question: str, args: argparse.Namespace) -> i
     report(result, sys.stdout)
     written = _write_pictures(args, result, result.phases())
     return 0 if result.finished and written else 1
+
+
+# -- the tool source and the tools command -------------------------------------------------------------
+
+
+def _tool_source_options(command: argparse.ArgumentParser) -> None:
+    """``--tools MODULE`` or ``--config FILE``: exactly one is required."""
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--tools", metavar="MODULE",
+                        help="module with the tools: its 'registry' or 'tools' ToolRegistry, or its "
+                             "@tool functions")
+    source.add_argument("--config", metavar="FILE",
+                        help="a TOML or JSON file listing the tools by 'module:attr' path, with their "
+                             "executor, timeout, retries, ... (see llmcompiler.config)")
+
+
+def _add_tools_command(commands: Any) -> None:
+    tools = commands.add_parser("tools", help="list the tools a module or config file serves",
+                                description="List each tool: its call signature, executor, limits "
+                                            "(timeout, retries, max_concurrency, cache) and description.")
+    _tool_source_options(tools)
+    tools.add_argument("--json", action="store_true",
+                       help="print the tools as JSON, with their function-calling schemas")
+    tools.set_defaults(handler=_tools_command)
+
+
+def _load_registry(args: argparse.Namespace) -> ToolRegistry:
+    """The tools named by ``--config FILE`` or ``--tools MODULE``; _InputError when they cannot be
+    served (a config file's problems are printed first, one per line)."""
+    if args.config is None:
+        return _load_tools(args.tools)
+    from .config import load_config
+    from .errors import ToolConfigError
+
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.insert(0, here)  # as for --tools: modules next to you can be named
+    try:
+        return load_config(args.config)
+    except ToolConfigError as error:
+        if len(error.problems) == 1:
+            raise _InputError(f"{args.config}: {error.problems[0]}") from None
+        # Every problem on a line of its own, then the one error line (which is kept to one line).
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise _InputError(f"{args.config}: {len(error.problems)} problems in the tool config (listed "
+                          "above)") from None
+
+
+def _tools_command(args: argparse.Namespace) -> int:
+    import json
+
+    from .tool_listing import listing, tool_record
+
+    registry = _load_registry(args)
+    try:
+        if args.json:
+            print(json.dumps([tool_record(item) for item in registry], indent=2, ensure_ascii=False))
+        else:
+            print("\n".join(listing(registry, args.config or args.tools)))
+    except ToolDefinitionError as error:  # a path tool of a module that does not import
+        raise _InputError(str(error)) from None
+    return 0

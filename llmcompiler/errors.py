@@ -10,6 +10,7 @@ The tree, and who raises what:
         CycleError                           tasks given as a list depend on each other in a loop
       ToolError (TypeError)                the tool registry was asked something it cannot do
         ToolDefinitionError                  a tool cannot be registered as given
+          ToolConfigError                    a tool config file has problems (every one is listed)
         ToolCallError                        a task's arguments do not fit its tool's signature
       RunError (RuntimeError)              a run could not go on as asked
         RunClosedError                       a task was added to a run that was closed or cancelled
@@ -58,6 +59,7 @@ __all__ = [
     "RenderError",
     "ProcessStartError",
     "SubstitutionError",
+    "ToolConfigError",
 ]
 
 
@@ -247,3 +249,14 @@ class SubstitutionError(RenderError):
         self.task = task
         self.reference = reference
         self.argument = argument
+
+
+class ToolConfigError(ToolDefinitionError):
+    """A tool config file (``config.load_config``) cannot be served as written. ``problems`` lists every
+    problem found, each a ``config.ConfigProblem`` (which entry, what is wrong, what to do); ``path`` is
+    the file. Raised once, after every entry was checked."""
+
+    def __init__(self, message: str, *, path: str = "", problems: Sequence[object] = ()):
+        super().__init__(message)
+        self.path = path
+        self.problems = list(problems)
