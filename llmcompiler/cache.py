@@ -17,9 +17,6 @@ from typing import Any, Dict, Hashable, Optional, Tuple
 
 __all__ = ["CallCache"]
 
-_MISSING = object()
-
-
 class _Unfreezable(Exception):
     """An argument that cannot be part of a cache key."""
 
@@ -56,11 +53,10 @@ class CallCache:
     def lookup(self, key: Tuple[Any, ...]) -> Tuple[bool, Any]:
         """``(True, observation)`` for a call seen before, else ``(False, None)``."""
         with self._lock:
-            found = self._observations.get(key, _MISSING)
-            if found is _MISSING:
+            if key not in self._observations:
                 return False, None
             self.hits += 1
-            return True, found
+            return True, self._observations[key]
 
     def remember(self, key: Tuple[Any, ...], observation: Any) -> None:
         """Keep a finished call's observation."""

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
+from .validation import find_cycle
+
 __all__ = ["TaskGraph"]
 
 # A task's state is implied by where it is: in ``waiting`` (count of unfinished deps), in ``active``
@@ -182,34 +184,14 @@ class TaskGraph:
         return sorted(dep for dep in self.dependents if dep not in self.dependencies)
 
     def find_cycle(self) -> List[int]:
-        """A dependency cycle among waiting tasks, as ``[a, b, ..., a]``, or ``[]`` if there is none.
+        """A dependency cycle among waiting tasks, as ``[a, b, ..., a]``, or ``[]`` if there is none
+        (``validation.find_cycle``, the one cycle finder, over the waiting tasks in index order).
 
         Only a task that named a dependency before it was added can close a cycle: without one
         (``forward`` False) the answer is ``[]`` at once."""
         if not self.forward:
             return []
-        colour: Dict[int, int] = {}  # 1 = on the current path, 2 = explored
-        for start in sorted(self.waiting):
-            if start in colour:
-                continue
-            path: List[int] = []
-            stack = [(start, iter(self.dependencies.get(start, ())))]
-            colour[start] = 1
-            path.append(start)
-            while stack:
-                node, deps = stack[-1]
-                dep = next((d for d in deps if d in self.waiting and colour.get(d) != 2), None)
-                if dep is None:
-                    colour[node] = 2
-                    path.pop()
-                    stack.pop()
-                elif colour.get(dep) == 1:
-                    return path[path.index(dep):] + [dep]
-                else:
-                    colour[dep] = 1
-                    path.append(dep)
-                    stack.append((dep, iter(self.dependencies.get(dep, ()))))
-        return []
+        return find_cycle({idx: self.dependencies.get(idx, ()) for idx in sorted(self.waiting)})
 
     def cancel_all(self) -> List[int]:
         """Mark every unfinished task dead; return them (sorted)."""

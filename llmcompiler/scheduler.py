@@ -46,13 +46,13 @@ from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Name
 
 from .cache import CallCache, call_key
 from .context import RunContext
-from .errors import (CycleError, DuplicateTaskError, RunClosedError, RunTimeoutError, StoreError,
-                     UnknownReferenceError)
+from .errors import RunClosedError, RunTimeoutError, StoreError
 from .eventlog import CODE, Delivery, EventLog
 from .graph import TaskGraph
 from .outcomes import Attempt, Outcome, read_outcomes
 from .settling import Settling
 from .plan import Task, resolve
+from .validation import check_new_tasks, cycle_error, missing_dependency_error
 from .ready import ReadyQueue
 from .results import Event, RunResult, TaskFailure
 from .views import ObservationsView, RecordStore
@@ -145,7 +145,7 @@ class Run(Settling):
         with self._lock:
             if self._closed:
                 raise RunClosedError("tasks cannot be added to a run that was closed or cancelled")
-            self._check_new(batch)
+            check_new_tasks(batch, self._tasks, self._graph.finished)
             single = len(batch) == 1
             for task in batch:
                 self._admit(task, single)
@@ -255,16 +255,6 @@ class Run(Settling):
         self._parts.backends.check_tool(tool, task, self._shared_store)
         return tool
 
-    def _check_new(self, batch: List[Task]) -> None:
-        seen = set()
-        for task in batch:
-            if task.idx in self._tasks or task.idx in self._graph.finished or task.idx in seen:
-                raise DuplicateTaskError(f"task {task.idx} was already added to this run", task=task.idx)
-            if task.idx in task.dependencies:
-                raise UnknownReferenceError(f"task {task.idx} depends on itself", task=task.idx,
-                                            reference=task.idx)
-            seen.add(task.idx)
-
     def _admit(self, task: Task, heights: bool) -> None:
         idx = task.idx
         self._tasks[idx] = task
@@ -287,12 +277,10 @@ class Run(Settling):
         for missing in self._graph.missing():
             for idx in sorted(self._graph.dependents.get(missing, ())):
                 if idx in self._graph.waiting:
-                    err = UnknownReferenceError(f"task {idx} depends on task {missing}, which was never added",
-                                                task=idx, reference=missing)
-                    self._fail_task(idx, "invalid", err, now)
+                    self._fail_task(idx, "invalid", missing_dependency_error(idx, missing), now)
         cycle = self._graph.find_cycle()
         while cycle:
-            err = CycleError(f"tasks {' -> '.join(map(str, cycle))} form a cycle", cycle=cycle)
+            err = cycle_error(cycle)
             members = cycle[:-1]
             for idx in members:  # every member fails for the cycle; none is merely "skipped"
                 self._graph.waiting.pop(idx, None)

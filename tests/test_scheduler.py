@@ -158,7 +158,7 @@ def test_close_fails_tasks_waiting_on_tasks_never_added_and_cycles():
         run.close()
         result = run.wait(WAIT)
     assert result.observations == {5: 1}
-    assert result.failures[1].kind == "invalid" and "never added" in result.failures[1].message
+    assert result.failures[1].kind == "invalid" and "depends on task 9, which is neither" in result.failures[1].message
     assert result.failures[2].kind == "skipped"
     assert isinstance(result.failures[3].exception, errors.CycleError)
     assert "form a cycle" in result.failures[4].message
