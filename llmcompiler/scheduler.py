@@ -3,31 +3,37 @@
 Design
 ------
 A run's tasks form a growing dependency graph (``graph.TaskGraph``). A task becomes *ready* when its last
-dependency finishes; it is queued by kind in the run's ``ReadyQueue`` and the run offers itself to the
-engine's lane for that kind (``lanes``): nothing sleeps and re-checks. A thread-lane worker takes the
-run's best ready task, runs it, records it and comes back for the next; a submit lane (process pool,
-event loop, executor) has the run submit a task and records it from the future's done callback.
+dependency finishes; it is queued by executor kind in the run's ``ReadyQueue`` and the run offers itself
+to the engine's lane for that kind (``lanes``): nothing sleeps and re-checks. A thread-lane worker runs
+the run's ready thread tasks back to back, recording each and taking the next under one hold of the
+lock, until none is left or another run waits for its turn. A submit lane (process pool, event loop,
+given executor) has the run submit a task (or a batch of process calls) and records each outcome from
+the future's done callback. What happens to an outcome is ``settling.Settling`` (a mixin of ``Run``).
 
 State
 -----
-Everything below is one run's and is guarded by ``Run._lock`` (``Run._changed`` is a condition on it):
+One run's, all guarded by ``Run._lock`` (``Run._changed`` is a condition on it). Written by any of the
+threads below, always under the lock, unless said otherwise:
 
-    _graph        dependency counts, dependents, priorities        written by: any thread, under the lock
-    _tasks        idx -> Task                                      add_many (caller), under the lock
-    _ready        ready tasks by kind                              any thread, under the lock
-    _attempts     idx -> the Attempt running now                   any thread, under the lock
-    _failures     idx -> TaskFailure                               any thread, under the lock
-    _observed     idx -> observation (read without the lock by RunContext views: dict reads are atomic)
-    _log          the compact EventLog (appended under the lock; read without it: append-only)
-    _slotted      tasks that were handed a max_concurrency slot while held
+    _graph        dependency counts, dependents, heights and costs (TaskGraph)
+    _tasks        idx -> Task; _tool_by_name, _extras: each tool's Tool and (context parameter, cache)
+    _ready        ready tasks by kind (ReadyQueue)
+    _attempts     idx -> the Attempt running now; _tries, _breakages: counts per task
+    _failures     idx -> TaskFailure
+    _observed     idx -> observation; RunContext views read it without the lock (a dict read is atomic)
+    _log          the EventLog: appended under the lock, read without it (append-only)
+    _slotted      held tasks that were handed their tool's max_concurrency slot
+    _handoffs     HeldTasks of other runs handed a slot here, resumed once the lock is released
     _abandoned    thread calls timed out or cancelled that still run
+    _listeners    threads iterating the run's events (the Delivery thread among them)
 
-Threads that take the lock: the caller (add, close, cancel, wait), lane workers, the done callbacks of
-futures (pool and loop threads), the timer thread. Lock order: ``Run._lock`` is never held while another
-run's lock or a lane's lock is taken; under it only leaf locks are taken (``Limits``, ``CallCache``,
-``Timers``). Lanes are offered work, events reach listeners and the store is written (a round trip to the
-manager, for ``store="manager"``) only after the lock is released. Tool code and ``on_event`` never run
-under it; ``on_event`` runs on the run's ``Delivery`` thread only.
+Threads that take the lock: the caller (add, close, cancel, wait), thread-lane workers, done callbacks
+of futures (process pool and event loop threads, executors' threads), the timer thread, the Delivery
+thread (to wait for events). Lock order: ``Run._lock`` is never held while a lane's lock or another
+run's lock is taken; under it only leaf locks are taken (``Limits``, ``CallCache``, ``Timers``).
+Lanes are offered work, other runs resumed, listeners woken and the shared store written (a round trip
+to the manager, for ``store="manager"``) only after the lock is released. Tool code and ``on_event``
+never run under it; ``on_event`` runs on the run's ``Delivery`` thread only.
 
 Every exception raised by the engine's own code while preparing, submitting, recording or releasing a
 task settles that task as failed, its ``TaskFailure.step`` naming the step, and the run goes on: no code
