@@ -22,7 +22,7 @@ still waiting raises ``ValueError`` naming it.
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Collection, Dict, Iterable, List, Optional, Set, Tuple
 
 from .validation import find_cycle
 
@@ -37,7 +37,7 @@ class TaskGraph:
 
     def __init__(self, finished: Iterable[int] = ()) -> None:
         self.waiting: Dict[int, int] = {}          # task -> unfinished dependency count (> 0)
-        self.dependencies: Dict[int, Tuple[int, ...]] = {}
+        self.dependencies: Dict[int, Collection[int]] = {}  # unfinished tasks only
         self.dependents: Dict[int, List[int]] = {}  # task (added or not yet) -> tasks waiting on it
         self.height: Dict[int, int] = {}
         self.active: Set[int] = set()              # ready or running, not yet done/failed
@@ -68,7 +68,8 @@ class TaskGraph:
         is marked dead; the caller reports it skipped. The caller checks for duplicates first.
         ``heights=False`` skips the height update (a batch then calls ``update_heights`` once).
         """
-        deps = tuple(dependencies)
+        # A tuple or frozenset (a Task's own) is kept as it is: no copy per task.
+        deps = dependencies if type(dependencies) in (tuple, frozenset) else tuple(dependencies)
         self.dependencies[idx] = deps
         self.height.setdefault(idx, 0)
         if cost != 1.0:
@@ -144,6 +145,11 @@ class TaskGraph:
             raise ValueError(self._not_active(idx))
         self.active.remove(idx)
         self.finished.add(idx)
+        # What only unfinished tasks need goes: heights order ready tasks, and dependencies are read
+        # for waiting tasks (cycles, missing tasks) and for raising unfinished tasks' heights.
+        del self.dependencies[idx]
+        self.height.pop(idx, None)
+        self.cost.pop(idx, None)
         released = []
         for dependent in self.dependents.pop(idx, ()):
             count = self.waiting.get(dependent)

@@ -227,8 +227,9 @@ class Run(Settling):
             observations = {idx: observed[idx] for idx in sorted(self._tasks) if idx in observed}
             failures = dict(sorted(self._failures.items()))
             count = len(self._log)
+            tasks = self._tasks if self._over else dict(self._tasks)  # over: it changes no more
         log = self._log
-        return RunResult(observations, failures, lambda: log.events(0, count), dict(self._tasks),
+        return RunResult(observations, failures, lambda: log.events(0, count), tasks,
                          self._cancelled, self.started, self.finished or time.perf_counter())
 
     def __iter__(self) -> Iterator[Event]:
@@ -330,7 +331,7 @@ class Run(Settling):
                 step = "building the RunContext"
                 view = self._parts.backends.context_view(tool, self)
                 kwargs = {**kwargs, context_parameter: RunContext(idx, view)}
-            number = self._tries.get(idx, 0) + 1
+            number = self._tries.pop(idx, 0) + 1
             attempt = Attempt(idx, number, next(_tokens), args, kwargs, tool)
             if cacheable and self._cache is not None:
                 step = "looking up the cache"
@@ -348,7 +349,6 @@ class Run(Settling):
             kind = "invalid" if isinstance(err, KeyError) or step == "resolving arguments" else "failed"
             self._fail_task(idx, kind, err, time.perf_counter(), step=step)
             return None
-        self._tries[idx] = number
         self._attempts[idx] = attempt
         if tool.timeout is not None:
             attempt.timer = self._parts.timers.schedule(

@@ -110,6 +110,7 @@ class Settling:
         if attempt.number <= tool.retries and isinstance(error, tool.retry_on) and not self._cancelled \
                 and not outcome.step:
             self._log.append(_RETRYING, idx, now, outcome.worker)
+            self._tries[idx] = attempt.number
             self._parts.timers.schedule(time.monotonic() + retry_delay(tool.backoff, attempt.number),
                                         partial(self._guarded, self._retry, idx))
             return
@@ -142,7 +143,7 @@ class Settling:
         if not verdict.resubmit:
             return verdict.error
         del self._attempts[idx]
-        self._tries[idx] -= 1  # a free resubmission: not an attempt of its own
+        self._tries[idx] = attempt.number - 1  # a free resubmission: not an attempt of its own
         self._push_ready(idx)
         return None
 
