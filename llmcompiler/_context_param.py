@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional
 
 from .context import RunContext
 
-__all__ = ["find_context_parameter", "plan_signature", "passing_problem"]
+__all__ = ["may_name_context", "find_context_parameter", "plan_signature", "passing_problem"]
 
 _NONE_TYPE = type(None)
 _UNION_TYPES = (typing.Union, getattr(types, "UnionType", typing.Union))
@@ -58,6 +58,16 @@ def _text_names_run_context(text: str) -> bool:
     parts = match.group(2).split(",") if match else text.split("|")
     others = [part for part in parts if part not in ("None", "NoneType")]
     return len(parts) == 2 and len(others) == 1 and re.fullmatch(_NAME, others[0]) is not None
+
+
+def may_name_context(annotations: Dict[str, Any]) -> bool:
+    """Whether an annotation as written may name RunContext: cheap (no signature, no resolving), for
+    registration. False is certain only for annotations that are not text: a text alias of RunContext
+    is found later, when the hints are resolved."""
+    for value in annotations.values():
+        if value is RunContext or "RunContext" in (value if isinstance(value, str) else repr(value)):
+            return True
+    return False
 
 
 def find_context_parameter(signature: inspect.Signature, hints: Dict[str, Any]) -> Optional[str]:

@@ -22,7 +22,8 @@ import types
 import typing
 from typing import Any, Callable, Dict, List, Union
 
-__all__ = ["docstring", "summary", "param_docs", "type_hints", "render_signature", "check_keywords"]
+__all__ = ["docstring", "summary", "param_docs", "type_hints", "raw_annotations", "render_signature",
+           "check_keywords"]
 
 _SECTION = re.compile(r"(Args|Arguments|Parameters|Returns?|Raises|Yields?|Examples?|Notes?)\s*:\s*")
 _ARG_LINE = re.compile(r"\**(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)")
@@ -84,6 +85,12 @@ def _hint_target(func: Any, unwrap: Callable[[Any], Any]) -> Any:
     if inspect.isroutine(func):
         return func
     return type(func).__call__  # a callable instance
+
+
+def raw_annotations(func: Any, unwrap: Callable[[Any], Any] = _same) -> Dict[str, Any]:
+    """The annotations of calling ``func`` as written (strings stay strings), without resolving any."""
+    found = getattr(_hint_target(func, unwrap), "__annotations__", None)
+    return found if isinstance(found, dict) else {}
 
 
 def type_hints(func: Any, unwrap: Callable[[Any], Any] = _same) -> Dict[str, Any]:

@@ -18,8 +18,9 @@ import pickle
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from . import _tool_options as options
-from ._context_param import find_context_parameter, passing_problem, plan_signature
-from ._signatures import check_keywords, docstring, param_docs, render_signature, summary, type_hints
+from ._context_param import find_context_parameter, may_name_context, passing_problem, plan_signature
+from ._signatures import check_keywords, docstring, param_docs, raw_annotations, render_signature, summary
+from ._signatures import type_hints
 from .errors import ToolCallError, ToolDefinitionError
 from .loading import load_object, path_candidate, resolve_loaded, split_path
 from .schemas import parameters_schema
@@ -153,7 +154,8 @@ class Tool:
         if self._func is not None:
             functools.update_wrapper(self, self._func, updated=())
             self._executor = options.executor_for(self.name, self._executor_given, self.is_async)
-            self.context_parameter  # noqa: B018 - a misplaced RunContext is refused when registered
+            if may_name_context(raw_annotations(self._func, _tool_func)):
+                self.context_parameter  # noqa: B018 - a misplaced RunContext is refused when registered
             if self._executor == "process":
                 self._check_reachable()
 
