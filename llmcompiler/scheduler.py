@@ -327,14 +327,11 @@ class Run(Settling):
         try:
             args, kwargs = resolve(task, self._observed.__getitem__)
             context_parameter, cacheable = self._extras[tool.name]
-            if context_parameter is not None:
-                step = "building the RunContext"
-                view = self._parts.backends.context_view(tool, self)
-                kwargs = {**kwargs, context_parameter: RunContext(idx, view)}
             number = self._tries.pop(idx, 0) + 1
             attempt = Attempt(idx, number, next(_tokens), args, kwargs, tool)
             if cacheable and self._cache is not None:
                 step = "looking up the cache"
+                # the key is the call as planned: a RunContext given to the tool is not part of it
                 attempt.cache_key = call_key(tool.name, args, kwargs)
                 if attempt.cache_key is not None:
                     hit, value = self._cache.lookup(attempt.cache_key)
@@ -344,6 +341,10 @@ class Run(Settling):
                         self._settle(attempt, Outcome(value, None, "", time.perf_counter(), 0.0, "cache"),
                                      cached=True)
                         return None
+            if context_parameter is not None:
+                step = "building the RunContext"
+                view = self._parts.backends.context_view(tool, self)
+                attempt.kwargs = {**kwargs, context_parameter: RunContext(idx, view)}
         except Exception as err:  # the engine's own step failed: that task fails, the run goes on
             self._release_slot(tool)
             kind = "invalid" if isinstance(err, KeyError) or step == "resolving arguments" else "failed"

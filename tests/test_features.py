@@ -179,3 +179,19 @@ def test_ready_tasks_are_ordered_by_estimated_time_left_or_by_count(priority, fi
         # task 1 (slow, nothing after it) vs task 2 (quick, two quick tasks after it)
         engine.run([Task(1, "slow"), Task(2, "quick"), Task(3, "quick", ("$2",)), Task(4, "quick", ("$3",))])
     assert order[0] == first
+
+
+def test_a_cacheable_tool_that_reads_the_run_is_cached_by_its_planned_arguments():
+    calls = []
+
+    def tagged(q: str, ctx: RunContext) -> str:
+        calls.append(q)
+        return f"{q}@{ctx.task}"
+
+    reg = ToolRegistry()
+    reg.register(tagged, cache=True)
+    cache = CallCache()
+    with Engine(reg) as engine:
+        first = engine.run([Task(1, "tagged", ("a",))], cache=cache)
+        second = engine.run([Task(2, "tagged", ("a",))], cache=cache, known=first.observations)
+    assert calls == ["a"] and second.observations == {2: "a@1"}
