@@ -175,7 +175,18 @@ class ProcessGeneration:
                 killed += 1
             except ProcessLookupError:
                 del self._killed_for[pid]  # it ended on its own just now
+        if killed:
+            self._wake_pool()
         return killed
+
+    def _wake_pool(self) -> None:
+        """Make the pool's manager thread look at its workers again. It waits on the exit sentinels of
+        the workers it knew of when it last woke; ``submit`` wakes it *before* spawning a worker on
+        demand (seen in CPython 3.11), so the death of the newest worker could go unnoticed until some
+        result arrived. ``_executor_manager_thread_wakeup`` is private to concurrent.futures."""
+        wakeup = getattr(self.pool, "_executor_manager_thread_wakeup", None)
+        if wakeup is not None:
+            wakeup.wakeup()
 
     def kill(self, wait: bool = True) -> None:
         """Kill every worker process of this generation at once (SIGKILL); with ``wait``, reap them."""
