@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import pickle
 import traceback as traceback_module
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional
 
 __all__ = ["CallOutcome", "ProcessCall", "run_call", "load_target", "pickled_outcome",
            "unpickled_outcome"]
@@ -120,8 +120,3 @@ def unpickled_outcome(blob: bytes, started: float, finished: float, worker: str)
         error = TypeError(f"the call's outcome came back but cannot be unpickled in this process "
                           f"({type(err).__name__}: {err})")
         return CallOutcome(None, error, "", started, finished, worker)
-
-
-def outcomes_from(blobs: Sequence[tuple]) -> List[CallOutcome]:
-    """Rebuild a batch's outcomes from ``(blob, started, finished, worker)`` entries; never raises."""
-    return [unpickled_outcome(*entry) for entry in blobs]

@@ -30,6 +30,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 import time
@@ -38,7 +39,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import ProcessPoolExecutor
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .calls import CallOutcome, ProcessCall, outcomes_from, pickled_outcome, run_call, unpickled_outcome
+from .calls import CallOutcome, ProcessCall, pickled_outcome, run_call, unpickled_outcome
 from .lifeline import lifeline_reader, watch_parent
 from .mainguard import check_main_guard
 
@@ -76,46 +77,59 @@ def _init_worker(lifeline: Any, running: Any, pids: Any, counter: Any) -> None:
 
 
 class _Outcomes:
-    """What a work item sends back: each call's outcome pickled on its own in the worker (so one
-    unpicklable result fails only its call), rebuilt into ``List[CallOutcome]`` when unpickled."""
+    """What a work item sends back, rebuilt into ``List[CallOutcome]`` (or one ``CallOutcome`` for
+    ``single``) when the parent unpickles it. The outcomes are pickled here, at once in the common
+    case; if any of them cannot be, each is pickled on its own (``calls.pickled_outcome``), so an
+    unpicklable result fails only its own call, never the batch."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("outcomes", "single")
 
-    def __init__(self, entries: List[tuple]) -> None:
-        self.entries = entries  # (pickled outcome, started, finished, worker) per call
-
-    def __reduce__(self) -> Any:
-        return (outcomes_from, (self.entries,))
-
-
-class _Outcome(_Outcomes):
-    """One call's ``_Outcomes``, rebuilt into a single ``CallOutcome``."""
-
-    __slots__ = ()
+    def __init__(self, outcomes: List[CallOutcome], single: bool) -> None:
+        self.outcomes = outcomes
+        self.single = single
 
     def __reduce__(self) -> Any:
-        return (unpickled_outcome, self.entries[0])
+        stamps = [(o.started, o.finished, o.worker) for o in self.outcomes]
+        try:  # plain tuples: pickled by the C pickler alone, with no class to look up per call
+            blob = pickle.dumps([tuple(o) for o in self.outcomes], pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            return (_rebuilt, ([pickled_outcome(o) for o in self.outcomes], stamps, self.single))
+        return (_rebuilt, (blob, stamps, self.single))
 
 
-def _run_one(call: ProcessCall) -> tuple:
-    worker = f"process-{os.getpid()}"
+def _rebuilt(blobs: Any, stamps: List[tuple], single: bool) -> Any:
+    """The parent's side of ``_Outcomes``; never raises (it runs on the pool's result thread)."""
+    if isinstance(blobs, bytes):
+        try:
+            outcomes = [CallOutcome._make(fields) for fields in pickle.loads(blobs)]
+        except Exception:  # some class does not import here: every call of the batch says so
+            outcomes = None
+        if outcomes is None:
+            return _rebuilt([b"" for _ in stamps], stamps, single)
+    else:
+        outcomes = [unpickled_outcome(blob, *stamp) for blob, stamp in zip(blobs, stamps)]
+    return outcomes[0] if single else outcomes
+
+
+def _run_one(call: ProcessCall, worker: str) -> CallOutcome:
     _running[_slot] = call.token  # a death from here on is blamed on this call
     try:
-        outcome = run_call(call.target, call.args, call.kwargs, time.perf_counter, worker)
+        return run_call(call.target, call.args, call.kwargs, time.perf_counter, worker)
     finally:
         _running[_slot] = 0
-    return (pickled_outcome(outcome), outcome.started, outcome.finished, worker)
 
 
 def run_calls(calls: Sequence[ProcessCall]) -> Any:
     """Worker-process entry: run ``calls`` one after another; the future's result is their
     ``List[CallOutcome]``, in order."""
-    return _Outcomes([_run_one(ProcessCall(*call)) for call in calls])
+    worker = f"process-{os.getpid()}"
+    return _Outcomes([_run_one(ProcessCall(*call), worker) for call in calls], single=False)
 
 
 def run_in_worker(token: int, target: Any, args: tuple, kwargs: dict) -> Any:
     """Worker-process entry for a single call; the future's result is its ``CallOutcome``."""
-    return _Outcome([_run_one(ProcessCall(token, target, args, kwargs))])
+    worker = f"process-{os.getpid()}"
+    return _Outcomes([_run_one(ProcessCall(token, target, args, kwargs), worker)], single=True)
 
 
 # -- parent side ---------------------------------------------------------------------------------------

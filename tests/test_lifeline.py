@@ -67,7 +67,8 @@ if __name__ == "__main__":
     from multiprocessing import forkserver
     print(json.dumps({"workers": list(generation.pids), "busy": generation.pid_of(1),
                       "manager": store.manager_process.pid,
-                      "forkserver": forkserver._forkserver._forkserver_pid}), flush=True)
+                      "forkserver": forkserver._forkserver._forkserver_pid,
+                      "preload": forkserver._forkserver._preload_modules}), flush=True)
     time.sleep(600)
 """
 
@@ -87,6 +88,7 @@ def test_every_worker_and_the_manager_exit_within_2_s_of_the_parents_death(tmp_p
     assert len(children) == 3 and pids["busy"] in children and 0 not in children
     if method == "forkserver":
         children.add(pids["forkserver"])  # the standard library's own: it has a lifeline of its own
+        assert pids["preload"] == ["llmcompiler.executors"]  # never "__main__": no script re-run there
     while not all(gone(pid) for pid in children) and time.monotonic() - killed < 2:
         time.sleep(0.01)
     assert [pid for pid in children if not gone(pid)] == []
