@@ -143,3 +143,11 @@ def test_a_worker_is_blamed_for_the_call_it_was_killed_for(pools):
     with pytest.raises(BrokenProcessPool):
         future.result(WAIT)
     assert generation.dead_tokens() == {31}
+
+
+def test_outcomes_that_cannot_be_unpickled_here_fail_their_calls_not_the_pool():
+    stamps = [(1.0, 2.0, "process-7"), (2.0, 3.0, "process-7")]
+    outcomes = executors._rebuilt(b"not a pickle", stamps, single=False)
+    assert [type(o.error) for o in outcomes] == [TypeError, TypeError]
+    assert "cannot be unpickled in this process" in str(outcomes[0].error)
+    assert [(o.started, o.finished, o.worker) for o in outcomes] == stamps
