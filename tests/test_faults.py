@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 import warnings
 
 import pytest
@@ -78,12 +77,9 @@ def test_a_dead_worker_is_retried_when_the_tool_allows(tmp_path):
 def test_a_process_tool_past_its_timeout_is_killed_and_the_run_goes_on():
     reg = registry(nap={"timeout": 0.3})
     plan = [Task(1, "nap", (30,)), Task(2, "inc", ("$1",)), Task(3, "square", (7,)), Task(4, "nap", (0.01, "quick"))]
-    started = time.monotonic()
     with Engine(reg, process_workers=2) as engine:
-        result = engine.run(plan, timeout=WAIT)
-        took = time.monotonic() - started
+        result = engine.run(plan, timeout=WAIT)  # a 30 s nap not killed would still end by WAIT
         assert engine.run([Task(1, "square", (3,))], timeout=WAIT).observations == {1: 9}
-    assert took < 15
     assert result.failures[1].kind == "timeout" and "timed out after 0.3 s" in result.failures[1].message
     assert result.failures[2].kind == "skipped"
     assert result.observations == {3: 49, 4: "quick"}
@@ -105,31 +101,31 @@ def test_cancel_terminates_running_process_tools_and_keeps_observations():
     with Engine(registry(), process_workers=2) as engine:
         run = engine.start([Task(1, "square", (4,)), Task(2, "nap", (30,))])
         run.close()
+        seen = set()
         for event in run:
-            if event.kind == "finished" and event.task == 1:
+            seen.add((event.kind, event.task))
+            if {("finished", 1), ("started", 2)} <= seen:
                 break
-        deadline = time.monotonic() + WAIT
-        while not any(e.kind == "started" and e.task == 2 for e in run.result().events):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        started = time.monotonic()
         run.cancel()
-        result = run.wait(WAIT)
-        assert time.monotonic() - started < 10
+        result = run.wait(WAIT)  # the 30 s nap was killed, or this raises
     assert result.cancelled and result.observations == {1: 16}
     assert result.failures[2].kind == "cancelled"
 
 
 def test_keyboard_interrupt_shuts_everything_down_and_returns_the_partial_result():
     assert threading.current_thread() is threading.main_thread()
+    seen = set()
+
+    def interrupt_once_both_are_under_way(event):
+        seen.add((event.kind, event.task))
+        if {("finished", 1), ("started", 2)} <= seen and "sent" not in seen:
+            seen.add("sent")
+            os.kill(os.getpid(), signal.SIGINT)  # delivered to the main thread, waiting in run()
+
     with Engine(registry(), process_workers=2) as engine:
-        timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
-        try:
-            with pytest.raises(RunInterrupted) as caught:
-                engine.run([Task(1, "square", (6,)), Task(2, "nap", (30,))], timeout=WAIT)
-        finally:
-            timer.join(WAIT)
+        with pytest.raises(RunInterrupted) as caught:
+            engine.run([Task(1, "square", (6,)), Task(2, "nap", (30,))], timeout=WAIT,
+                       on_event=interrupt_once_both_are_under_way)
     assert isinstance(caught.value, KeyboardInterrupt)
     assert caught.value.result.observations == {1: 36}
     assert caught.value.result.failures[2].kind == "cancelled"
@@ -182,8 +178,6 @@ def test_workers_that_cannot_start_fail_the_task_instead_of_looping(monkeypatch)
     # Every worker dies in its initializer, before taking any task (as when the main module
     # cannot be re-imported in a spawned worker).
     monkeypatch.setattr(executors, "_init_worker", fx.fail_to_start)
-    started = time.monotonic()
     result = run_tasks([Task(1, "square", (2,))], registry(), process_workers=2, timeout=WAIT)
-    assert time.monotonic() - started < WAIT / 2
     failure = result.failures[1]
     assert failure.kind == "worker-died" and "broke 3 times" in failure.message
