@@ -181,3 +181,17 @@ def test_workers_that_cannot_start_fail_the_task_instead_of_looping(monkeypatch)
     result = run_tasks([Task(1, "square", (2,))], registry(), process_workers=2, timeout=WAIT)
     failure = result.failures[1]
     assert failure.kind == "worker-died" and "broke 3 times" in failure.message
+
+
+def test_sys_exit_in_a_process_tool_fails_its_task_and_the_worker_lives_on():
+    reg = registry()
+    reg.register(fx.call_sys_exit, executor="process")
+    reg.register(fx.async_double, executor="process")
+    plan = [Task(1, "call_sys_exit", (5,)), Task(2, "pid_of_worker"), Task(3, "async_double", (21,))]
+    with Engine(reg, process_workers=1) as engine:
+        result = engine.run(plan, timeout=WAIT)
+        again = engine.run([Task(1, "pid_of_worker")], timeout=WAIT)
+    failure = result.failures[1]
+    assert failure.kind == "failed" and failure.error_type == "SystemExit"
+    assert result.observations[3] == 42  # an async def process tool is awaited in its worker
+    assert again.observations[1] == result.observations[2]  # the same worker: it never died
