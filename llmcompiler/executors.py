@@ -19,13 +19,11 @@ cannot be pickled to the worker. Every worker watches the parent's lifeline (``l
 within moments of the parent's death. Pools the user never closed are killed by an exit hook, so a busy
 or hung worker never holds the interpreter open at exit.
 
-``Timers`` is a single thread that sleeps until the earliest deadline (tool timeouts, retry backoff) on a
-condition variable: it wakes only when a deadline is due or the schedule changes, never to poll.
+``Timers`` (``timers.py``, re-exported here) is the engine's one timer thread.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import multiprocessing
@@ -37,11 +35,12 @@ import time
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import ProcessPoolExecutor
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .calls import CallOutcome, ProcessCall, pickled_outcome, run_call, unpickled_outcome
 from .lifeline import lifeline_reader, watch_parent
 from .mainguard import check_main_guard
+from .timers import Timers
 
 __all__ = ["Pools", "Timers", "ProcessGeneration", "CallOutcome", "ProcessCall", "DEFAULT_THREAD_WORKERS",
            "run_calls", "run_in_worker", "default_start_method"]
@@ -302,6 +301,8 @@ class Pools:
         killed = generation.kill_tokens(tokens)
         if killed:
             self.retire(generation)
+            _log.warning("killed %d worker process(es) of process pool %d; the pool is replaced",
+                         killed, generation.number)
         return killed
 
     def kill_worker(self, generation: ProcessGeneration, token: int) -> bool:
@@ -340,8 +341,12 @@ class Pools:
         new pool starts after this."""
         self._closed = True
         generations = self._retired + ([self._process] if self._process else [])  # no lock: may be held
+        live = sum(1 for g in generations for p in list((g.pool._processes or {}).values())
+                   if p.exitcode is None)
         for generation in generations:
             generation.kill(wait=False)
+        if live:
+            _log.warning("at exit: killed %d worker process(es) of an engine that was never closed", live)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -389,61 +394,3 @@ def _started_thread_pool(workers: int) -> ThreadPoolExecutor:
     for _ in range(workers):
         pool.submit(wait_for_the_others)
     return pool
-
-
-class Timers:
-    """Deadlines on one lazily started thread. ``schedule`` returns a handle for ``cancel``."""
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition(threading.Lock())
-        self._heap: List[Tuple[float, int, Callable[[], None]]] = []
-        self._cancelled: set = set()
-        self._ids = itertools.count()
-        self._thread: Optional[threading.Thread] = None
-        self._closed = False
-
-    def schedule(self, deadline: float, action: Callable[[], None]) -> int:
-        """Call ``action()`` on the timer thread at ``time.monotonic() >= deadline``."""
-        handle = next(self._ids)
-        with self._changed:
-            if self._closed:
-                return handle
-            heapq.heappush(self._heap, (deadline, handle, action))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="llmcompiler-timers", daemon=True)
-                self._thread.start()
-            self._changed.notify()
-        return handle
-
-    def cancel(self, handle: int) -> None:
-        with self._changed:
-            self._cancelled.add(handle)
-
-    def _loop(self) -> None:
-        while True:
-            with self._changed:
-                while not self._closed:
-                    if self._heap and self._heap[0][1] in self._cancelled:
-                        self._cancelled.discard(heapq.heappop(self._heap)[1])
-                        continue
-                    delay = self._heap[0][0] - time.monotonic() if self._heap else None
-                    if delay is not None and delay <= 0:
-                        break
-                    self._changed.wait(delay)
-                if self._closed:
-                    return
-                _, _, action = heapq.heappop(self._heap)
-            try:
-                action()
-            except Exception:  # one failed action must not stop every later deadline
-                _log.exception("llmcompiler: a timer action (%r) raised; the timer thread goes on", action)
-
-    def close(self) -> None:
-        """Stop the timer thread (pending actions are dropped) and join it. Idempotent."""
-        with self._changed:
-            self._closed = True
-            self._heap.clear()
-            self._changed.notify()
-            thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
