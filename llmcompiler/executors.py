@@ -68,6 +68,9 @@ _running: Any = None   # shared array: slot -> token of the call running there n
 def _init_worker(lifeline: Any, running: Any, pids: Any, counter: Any) -> None:
     global _slot, _running
     watch_parent(lifeline)
+    # Ctrl-C reaches the whole process group; the parent decides what stops (it cancels the run and
+    # kills the workers it must), so a worker never dies of it, nor prints a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with counter.get_lock():
         _slot = counter.value
         counter.value += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -151,3 +152,10 @@ def test_outcomes_that_cannot_be_unpickled_here_fail_their_calls_not_the_pool():
     assert [type(o.error) for o in outcomes] == [TypeError, TypeError]
     assert "cannot be unpickled in this process" in str(outcomes[0].error)
     assert [(o.started, o.finished, o.worker) for o in outcomes] == stamps
+
+
+def test_ctrl_c_in_the_terminal_leaves_workers_to_the_parent(pools):
+    outcome = pools.submit_process(41, f"{FX}:pid_of_worker", (), {})[1].result(WAIT)
+    os.kill(outcome.value, signal.SIGINT)  # what the terminal sends the whole process group
+    again = pools.submit_process(42, f"{FX}:pid_of_worker", (), {})[1].result(WAIT)
+    assert again.value == outcome.value and again.error is None
