@@ -154,7 +154,16 @@ def test_outcomes_that_cannot_be_unpickled_here_fail_their_calls_not_the_pool():
     assert [(o.started, o.finished, o.worker) for o in outcomes] == stamps
 
 
-def test_ctrl_c_in_the_terminal_leaves_workers_to_the_parent(pools):
+@pytest.mark.parametrize("method", ["forkserver", "spawn", "fork"])
+def test_ctrl_c_in_the_terminal_leaves_workers_to_the_parent(method):
+    pools = Pools(process_workers=1, start_method=method)
+    try:
+        ctrl_c_reaches_a_worker(pools)
+    finally:
+        pools.close()
+
+
+def ctrl_c_reaches_a_worker(pools):
     outcome = pools.submit_process(41, f"{FX}:pid_of_worker", (), {})[1].result(WAIT)
     os.kill(outcome.value, signal.SIGINT)  # what the terminal sends the whole process group
     again = pools.submit_process(42, f"{FX}:pid_of_worker", (), {})[1].result(WAIT)
