@@ -26,10 +26,11 @@ sys.path[:0] = [{str(REPO)!r}, {str(TESTS)!r}]
 """
 
 
-def start_script(tmp_path: Path, body: str, *args: str) -> subprocess.Popen:
+def start_script(tmp_path: Path, body: str, *args: str, as_module: bool = False) -> subprocess.Popen:
     script = tmp_path / "script.py"
     script.write_text(PRELUDE + textwrap.dedent(body))
-    return subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE,
+    how = ["-m", "script"] if as_module else [str(script)]
+    return subprocess.Popen([sys.executable, *how, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
 
@@ -146,9 +147,10 @@ UNGUARDED_SCRIPT = IMPORTS + RUN
 GUARDED_SCRIPT = IMPORTS + 'if __name__ == "__main__":\n' + textwrap.indent(RUN, "    ")
 
 
-@pytest.mark.parametrize("method", ["forkserver", "spawn"])
-def test_an_unguarded_script_fails_its_process_task_in_one_line_and_runs_its_thread_tasks(tmp_path, method):
-    script = start_script(tmp_path, UNGUARDED_SCRIPT, method)
+@pytest.mark.parametrize("method,as_module", [("forkserver", False), ("spawn", False), ("spawn", True)])
+def test_an_unguarded_script_fails_its_process_task_in_one_line_and_runs_its_thread_tasks(
+        tmp_path, method, as_module):
+    script = start_script(tmp_path, UNGUARDED_SCRIPT, method, as_module=as_module)
     out, err = script.communicate(timeout=WAIT)
     assert script.returncode == 0, err
     report = json.loads(out)
