@@ -105,15 +105,14 @@ if __name__ == "__main__":
     tools.register(fx.nap, executor="process")
     engine = Engine(tools, process_workers=1)  # never closed
     run = engine.start([Task(1, "nap", (600,))])
-    for event in run:
-        if event.kind == "started":
-            break
-    generation = engine._pools.process_generation()
     deadline = time.monotonic() + 60
-    while not generation.pid_of(next(iter(t for t in generation.running if t), 0) or -1):
+    while True:  # until a worker is running the call (whatever events say about it)
+        generation = engine._pools._process
+        if generation is not None and generation.running_tokens():
+            break
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    print(json.dumps([pid for pid in generation.pids if pid]), flush=True)
+    print(json.dumps(list(generation.running_tokens().values())), flush=True)
 """
 
 
