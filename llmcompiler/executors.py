@@ -1,4 +1,4 @@
-"""The pools tools run on, the entry point of worker processes, and the engine's one timer thread.
+"""The pools tools run on, and the entry point of worker processes; the start-method policy.
 
 ``Pools`` owns a ``ThreadPoolExecutor`` (I/O-bound tools) and a ``ProcessPoolExecutor`` (CPU-bound
 tools), each started on first use and kept warm across runs. A process pool that breaks (a worker died or
@@ -11,8 +11,9 @@ worker died from the calls that were only caught in the breakage.
     submit_calls([ProcessCall, ...])    --->    for each call, in order:
                                                   running[k] = call.token
                                                   load the target ("module:attr" or a callable), call it
-                                                  running[k] = 0; pickle its CallOutcome on its own
-    future <-- [CallOutcome, ...]       <---    (a tool's exception is in its outcome, never the future's)
+                                                  running[k] = 0
+    future <-- [CallOutcome, ...]       <---    the outcomes, pickled together (each alone only if one
+                                                cannot be); a tool's exception is in its outcome
 
 A work item's future fails only when the pool itself breaks (``BrokenProcessPool``) or an argument
 cannot be pickled to the worker. Every worker watches the parent's lifeline (``lifeline.py``) and exits
@@ -152,6 +153,8 @@ class ProcessGeneration:
         self.culprits: Optional[set] = None  # tokens of calls whose worker died, once known
         # pid -> the token it was killed for: a worker may move on to its next call between the
         # decision to kill it and its death, and must be blamed for the call it was killed for.
+        # Written by kill_tokens (timer or scheduler threads), read by dead_tokens; single dict
+        # operations, atomic under the GIL.
         self._killed_for: Dict[int, int] = {}
 
     def running_tokens(self) -> Dict[int, int]:
@@ -172,7 +175,7 @@ class ProcessGeneration:
             # (SIGTERM); a worker the pool itself terminated is never a culprit. ``_processes`` is
             # private to concurrent.futures but has kept its meaning since Python 3.3.
             terminated = -getattr(signal, "SIGTERM", 15)
-            exited = {pid for pid, proc in list(self.pool._processes.items())
+            exited = {pid for pid, proc in list((self.pool._processes or {}).items())
                       if proc.exitcode is not None and proc.exitcode != terminated}
             running = {self.pids[slot]: token for slot, token in enumerate(self.running) if token}
             running.update(self._killed_for)
@@ -203,6 +206,13 @@ class ProcessGeneration:
         wakeup = getattr(self.pool, "_executor_manager_thread_wakeup", None)
         if wakeup is not None:
             wakeup.wakeup()
+
+    def over(self) -> bool:
+        """Whether nothing of this generation runs any more: every worker has exited and the pool's
+        manager thread is gone (a broken pool ends both by itself)."""
+        manager = getattr(self.pool, "_executor_manager_thread", None)
+        processes = list((self.pool._processes or {}).values())
+        return (manager is None or not manager.is_alive()) and all(p.exitcode is not None for p in processes)
 
     def kill(self, wait: bool = True) -> None:
         """Kill every worker process of this generation at once (SIGKILL); with ``wait``, reap them."""
@@ -295,7 +305,9 @@ class Pools:
         with self._lock:
             if self._process is generation:
                 self._process = None
-                self._retired.append(generation)
+                # Generations retired earlier are dropped once over, so a long-lived engine whose
+                # pools keep breaking (timeouts, cancelled runs) holds only the ones still ending.
+                self._retired = [g for g in self._retired if not g.over()] + [generation]
 
     def kill_tokens(self, generation: ProcessGeneration, tokens: Iterable[int]) -> int:
         """SIGKILL only the workers of ``generation`` running one of ``tokens`` now (a timed-out call,

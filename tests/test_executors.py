@@ -168,3 +168,14 @@ def ctrl_c_reaches_a_worker(pools):
     os.kill(outcome.value, signal.SIGINT)  # what the terminal sends the whole process group
     again = pools.submit_process(42, f"{FX}:pid_of_worker", (), {})[1].result(WAIT)
     assert again.value == outcome.value and again.error is None
+
+
+def test_retired_generations_are_dropped_once_over(pools):
+    for token in (51, 52, 53):
+        generation, future = pools.submit_process(token, f"{FX}:nap", (WAIT, None), {})
+        wait_until(lambda: generation.pid_of(token) is not None, "the call to start")
+        assert pools.kill_tokens(generation, [token]) == 1
+        with pytest.raises(BrokenProcessPool):
+            future.result(WAIT)
+        wait_until(generation.over, "the broken pool to end")
+    assert len(pools._retired) == 1  # the two earlier ones were over when the last was retired
