@@ -20,6 +20,16 @@ cannot be pickled to the worker. Every worker watches the parent's lifeline (``l
 within moments of the parent's death. Pools the user never closed are killed by an exit hook, so a busy
 or hung worker never holds the interpreter open at exit.
 
+State
+-----
+    Pools._process, _retired, _closed, _threads   under Pools._lock (any caller thread); never held
+                                                   while waiting on a process
+    ProcessGeneration.running[k], pids[k]         shared memory: written by worker k only, read by the
+                                                   parent without a lock (one aligned word per slot)
+    ProcessGeneration._killed_for                 kill_tokens writes, dead_tokens reads (dict ops)
+    ProcessGeneration.culprits                    computed once, by the first dead_tokens() caller
+    _live_pools                                   a WeakSet: Pools add themselves, close() removes
+
 ``Timers`` (``timers.py``, re-exported here) is the engine's one timer thread.
 """
 
