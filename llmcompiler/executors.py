@@ -214,8 +214,11 @@ class ProcessGeneration:
         demand (seen in CPython 3.11), so the death of the newest worker could go unnoticed until some
         result arrived. ``_executor_manager_thread_wakeup`` is private to concurrent.futures."""
         wakeup = getattr(self.pool, "_executor_manager_thread_wakeup", None)
-        if wakeup is not None:
-            wakeup.wakeup()
+        try:
+            if wakeup is not None:
+                wakeup.wakeup()
+        except OSError:
+            pass  # closed just now: the pool has seen the death already and is ending
 
     def over(self) -> bool:
         """Whether nothing of this generation runs any more: every worker has exited and the pool's
