@@ -15,8 +15,9 @@ worker died from the calls that were only caught in the breakage.
     future <-- [CallOutcome, ...]       <---    the outcomes, pickled together (each alone only if one
                                                 cannot be); a tool's exception is in its outcome
 
-A work item's future fails only when the pool itself breaks (``BrokenProcessPool``) or an argument
-cannot be pickled to the worker. Every worker watches the parent's lifeline (``lifeline.py``) and exits
+A work item's future fails only when the pool itself breaks (``BrokenProcessPool``): each call
+crosses to the worker pickled on its own, so an argument that cannot be pickled, or a callable the
+worker cannot import, fails only its own call. Every worker watches the parent's lifeline (``lifeline.py``) and exits
 within moments of the parent's death. Pools the user never closed are killed by an exit hook, so a busy
 or hung worker never holds the interpreter open at exit.
 
@@ -46,15 +47,16 @@ import time
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import ProcessPoolExecutor
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .calls import CallOutcome, ProcessCall, pickled_outcome, run_call, unpickled_outcome
+from .calls import (CallOutcome, ProcessCall, Unsendable, dumps, pickled_outcome, received, run_call,
+                    sendable, unpickled_outcome)
 from .lifeline import lifeline_reader, watch_parent
 from .mainguard import check_main_guard
 from .timers import Timers
 
 __all__ = ["Pools", "Timers", "ProcessGeneration", "CallOutcome", "ProcessCall", "DEFAULT_THREAD_WORKERS",
-           "run_calls", "run_in_worker", "default_start_method"]
+           "run_calls", "default_start_method", "process_context"]
 
 _log = logging.getLogger("llmcompiler")
 
@@ -104,7 +106,7 @@ class _Outcomes:
     def __reduce__(self) -> Any:
         stamps = [(o.started, o.finished, o.worker) for o in self.outcomes]
         try:  # plain tuples: pickled by the C pickler alone, with no class to look up per call
-            blob = pickle.dumps([tuple(o) for o in self.outcomes], pickle.HIGHEST_PROTOCOL)
+            blob = dumps([tuple(o) for o in self.outcomes])
         except Exception:
             return (_rebuilt, ([pickled_outcome(o) for o in self.outcomes], stamps, self.single))
         return (_rebuilt, (blob, stamps, self.single))
@@ -124,7 +126,28 @@ def _rebuilt(blobs: Any, stamps: List[tuple], single: bool) -> Any:
     return outcomes[0] if single else outcomes
 
 
-def _run_one(call: ProcessCall, worker: str) -> CallOutcome:
+class _Calls:
+    """What a work item carries: its calls, each pickled on its own when the pool pickles the item
+    (``calls.sendable``), and rebuilt one by one in the worker (``calls.received``), so a call that
+    cannot cross either way fails alone, with an outcome naming why, never its batch or the pool."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self, calls: Sequence[ProcessCall]) -> None:
+        self.calls = calls
+
+    def __reduce__(self) -> Any:
+        return (_received, ([sendable(call) for call in self.calls],))
+
+
+def _received(entries: List[Any]) -> List[Union[ProcessCall, Unsendable]]:
+    return [received(entry) for entry in entries]
+
+
+def _run_one(call: Union[ProcessCall, Unsendable], worker: str) -> CallOutcome:
+    if isinstance(call, Unsendable):
+        now = time.perf_counter()
+        return CallOutcome(None, call.error, "", now, now, worker)
     _running[_slot] = call.token  # a death from here on is blamed on this call
     try:
         return run_call(call.target, call.args, call.kwargs, time.perf_counter, worker)
@@ -132,17 +155,11 @@ def _run_one(call: ProcessCall, worker: str) -> CallOutcome:
         _running[_slot] = 0
 
 
-def run_calls(calls: Sequence[ProcessCall]) -> Any:
+def run_calls(calls: Sequence[Union[ProcessCall, Unsendable]], single: bool = False) -> Any:
     """Worker-process entry: run ``calls`` one after another; the future's result is their
-    ``List[CallOutcome]``, in order."""
+    ``List[CallOutcome]`` in order (with ``single``, the one call's ``CallOutcome``)."""
     worker = f"process-{os.getpid()}"
-    return _Outcomes([_run_one(ProcessCall(*call), worker) for call in calls], single=False)
-
-
-def run_in_worker(token: int, target: Any, args: tuple, kwargs: dict) -> Any:
-    """Worker-process entry for a single call; the future's result is its ``CallOutcome``."""
-    worker = f"process-{os.getpid()}"
-    return _Outcomes([_run_one(ProcessCall(token, target, args, kwargs), worker)], single=True)
+    return _Outcomes([_run_one(call, worker) for call in calls], single)
 
 
 # -- parent side ---------------------------------------------------------------------------------------
@@ -298,20 +315,21 @@ class Pools:
         """Send ``calls`` to one worker as one work item, run one after another there.
 
         Returns the generation and a future whose result is their ``List[CallOutcome]`` in order. A
-        tool's exception (or an unpicklable result) is that call's outcome; the future fails only with
-        ``BrokenProcessPool`` (a worker died: ask ``dead_tokens()`` whose) or with the pickling error of
-        an argument. Raises ``ProcessStartError``, ``RunClosedError``, or ``BrokenProcessPool`` when
+        tool's exception, an unpicklable result or argument, or a callable the worker cannot import is
+        that call's outcome (the call does not run in the last two cases); the future fails only with
+        ``BrokenProcessPool`` (a worker died: ask ``dead_tokens()`` whose). Raises ``ProcessStartError``, ``RunClosedError``, or ``BrokenProcessPool`` when
         the current pool broke just now (``retire`` it and submit again).
         """
         generation = self.process_generation()
-        return generation, generation.pool.submit(run_calls, tuple(calls))
+        return generation, generation.pool.submit(run_calls, _Calls(tuple(calls)))
 
     def submit_process(
         self, token: int, target: Any, args: tuple, kwargs: dict
     ) -> Tuple[ProcessGeneration, "Future[CallOutcome]"]:
         """``submit_calls`` for one call: the future's result is its single ``CallOutcome``."""
         generation = self.process_generation()
-        return generation, generation.pool.submit(run_in_worker, token, target, args, kwargs)
+        return generation, generation.pool.submit(
+            run_calls, _Calls((ProcessCall(token, target, args, kwargs),)), True)
 
     def retire(self, generation: ProcessGeneration) -> None:
         """Replace a broken (or to-be-killed) generation: the next submit starts a fresh pool."""

@@ -179,3 +179,29 @@ def test_retired_generations_are_dropped_once_over(pools):
             future.result(WAIT)
         wait_until(generation.over, "the broken pool to end")
     assert len(pools._retired) == 1  # the two earlier ones were over when the last was retired
+
+
+def test_a_call_that_cannot_cross_to_the_worker_fails_alone(pools):
+    import sys
+    import types
+
+    parent_only = types.ModuleType("module_only_the_parent_has")
+    exec("def tool():\n    return 'unreachable'\n", parent_only.__dict__)
+    sys.modules[parent_only.__name__] = parent_only  # picklable here, not importable in a worker
+    try:
+        calls = [ProcessCall(61, f"{FX}:length", (threading.Lock(),), {}),
+                 ProcessCall(62, f"{FX}:square", (6,), {}),
+                 ProcessCall(63, parent_only.tool, (), {}),
+                 ProcessCall(64, f"{FX}:length", (), {"value": threading.Lock()}),
+                 ProcessCall(65, lambda: 1, (), {})]
+        lock_arg, fine, unimportable, lock_kwarg, local = pools.submit_calls(calls)[1].result(WAIT)
+    finally:
+        del sys.modules[parent_only.__name__]
+    assert fine.value == 36 and fine.error is None
+    assert isinstance(lock_arg.error, TypeError)
+    assert str(lock_arg.error).startswith("argument 1, of type lock, cannot be pickled to the worker process")
+    assert str(lock_kwarg.error).startswith("argument 'value', of type lock, cannot be pickled")
+    assert str(local.error).startswith("the tool, of type function, cannot be pickled")
+    assert "cannot be unpickled in the worker process" in str(unimportable.error)
+    assert "module_only_the_parent_has" in str(unimportable.error)
+    assert pools.submit_process(66, f"{FX}:square", (2,), {})[1].result(WAIT).value == 4  # pool intact
