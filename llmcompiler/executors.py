@@ -17,8 +17,8 @@ worker died from the calls that were only caught in the breakage.
 
 A work item's future fails only when the pool itself breaks (``BrokenProcessPool``): each call
 crosses to the worker pickled on its own, so an argument that cannot be pickled, or a callable the
-worker cannot import, fails only its own call. Every worker watches the parent's lifeline (``lifeline.py``) and exits
-within moments of the parent's death. Pools the user never closed are killed by an exit hook, so a busy
+worker cannot import, fails only its own call. Every worker watches the parent's lifeline
+(``lifeline.py``) and exits within moments of the parent's death. Pools the user never closed are killed by an exit hook, so a busy
 or hung worker never holds the interpreter open at exit.
 
 State
@@ -311,14 +311,17 @@ class Pools:
                                                   process_context(self.start_method))
             return self._process
 
-    def submit_calls(self, calls: Sequence[ProcessCall]) -> Tuple[ProcessGeneration, "Future[List[CallOutcome]]"]:
+    def submit_calls(
+        self, calls: Sequence[ProcessCall]
+    ) -> Tuple[ProcessGeneration, "Future[List[CallOutcome]]"]:
         """Send ``calls`` to one worker as one work item, run one after another there.
 
         Returns the generation and a future whose result is their ``List[CallOutcome]`` in order. A
         tool's exception, an unpicklable result or argument, or a callable the worker cannot import is
         that call's outcome (the call does not run in the last two cases); the future fails only with
-        ``BrokenProcessPool`` (a worker died: ask ``dead_tokens()`` whose). Raises ``ProcessStartError``, ``RunClosedError``, or ``BrokenProcessPool`` when
-        the current pool broke just now (``retire`` it and submit again).
+        ``BrokenProcessPool`` (a worker died: ask ``dead_tokens()`` whose). Raises
+        ``ProcessStartError``, ``RunClosedError``, or ``BrokenProcessPool`` when the current pool broke
+        just now (``retire`` it and submit again).
         """
         generation = self.process_generation()
         return generation, generation.pool.submit(run_calls, _Calls(tuple(calls)))
