@@ -321,7 +321,8 @@ class Pools:
         that call's outcome (the call does not run in the last two cases); the future fails only with
         ``BrokenProcessPool`` (a worker died: ask ``dead_tokens()`` whose). Raises
         ``ProcessStartError``, ``RunClosedError``, or ``BrokenProcessPool`` when the current pool broke
-        just now (``retire`` it and submit again).
+        just now (``retire`` it and submit again). The future is the batch's: ``future.cancel()``
+        succeeds only while no call of it has started, and then cancels every call of the batch.
         """
         generation = self.process_generation()
         return generation, generation.pool.submit(run_calls, _Calls(tuple(calls)))
