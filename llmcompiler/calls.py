@@ -11,12 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import pickle
 import traceback as traceback_module
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence
+from multiprocessing.reduction import ForkingPickler
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
 
-__all__ = ["CallOutcome", "ProcessCall", "run_call", "load_target", "pickled_outcome",
-           "unpickled_outcome"]
+__all__ = ["CallOutcome", "ProcessCall", "Unsendable", "run_call", "load_target", "pickled_outcome",
+           "unpickled_outcome", "sendable", "received", "dumps"]
+
+
+def dumps(value: Any) -> bytes:
+    """``value`` pickled, highest protocol: by the C pickler when it can (the common, fast case), else
+    as the process pool itself would (multiprocessing's pickler, whose extra reducers handle
+    connections and sockets). Raises what pickling raises."""
+    try:
+        return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        buffer = io.BytesIO()
+        ForkingPickler(buffer, pickle.HIGHEST_PROTOCOL).dump(value)
+        return buffer.getvalue()
 
 
 class ProcessCall(NamedTuple):
@@ -28,6 +42,14 @@ class ProcessCall(NamedTuple):
     target: Any
     args: tuple
     kwargs: dict
+
+
+class Unsendable(NamedTuple):
+    """A call that cannot cross to (or be rebuilt in) the worker process: its ``token`` and the
+    ``error`` that becomes its outcome, naming what could not be pickled. The call never runs."""
+
+    token: int
+    error: BaseException
 
 
 class CallOutcome(NamedTuple):
@@ -95,7 +117,7 @@ def pickled_outcome(outcome: CallOutcome) -> bytes:
     traceback text is kept), so only this call's outcome is affected, never its batch.
     """
     try:
-        return pickle.dumps(outcome)
+        return dumps(outcome)
     except Exception as err:
         reason = f"{type(err).__name__}: {err}"
     if outcome.error is None:
@@ -108,7 +130,7 @@ def pickled_outcome(outcome: CallOutcome) -> bytes:
             f"{type(outcome.error).__name__}: {outcome.error} (the exception itself cannot be pickled "
             f"back from the worker process: {reason})")
         text = outcome.traceback
-    return pickle.dumps(outcome._replace(value=None, error=replacement, traceback=text))
+    return dumps(outcome._replace(value=None, error=replacement, traceback=text))
 
 
 def unpickled_outcome(blob: bytes, started: float, finished: float, worker: str) -> CallOutcome:
@@ -122,6 +144,38 @@ def unpickled_outcome(blob: bytes, started: float, finished: float, worker: str)
         return CallOutcome(None, error, "", started, finished, worker)
 
 
-def outcomes_from(blobs: Sequence[tuple]) -> List[CallOutcome]:
-    """Rebuild a batch's outcomes from ``(blob, started, finished, worker)`` entries; never raises."""
-    return [unpickled_outcome(*entry) for entry in blobs]
+def sendable(call: ProcessCall) -> Union[Tuple[int, bytes], Unsendable]:
+    """``call`` pickled on its own, to travel inside a batch: ``(token, blob)``, or ``Unsendable``
+    naming the part that cannot be pickled (so only this call fails, never its batch). Never raises."""
+    try:
+        return call.token, dumps(tuple(call))
+    except Exception as err:
+        return Unsendable(call.token, TypeError(f"{_unpicklable_part(call)} cannot be pickled to the "
+                                                f"worker process ({type(err).__name__}: {err})"))
+
+
+def received(entry: Union[Tuple[int, bytes], Unsendable]) -> Union[ProcessCall, Unsendable]:
+    """In the worker: the call ``sendable`` made, or ``Unsendable`` when it cannot be rebuilt here
+    (a callable defined in the main script that the worker cannot import, say). Never raises."""
+    if isinstance(entry, Unsendable):
+        return entry
+    token, blob = entry
+    try:
+        return ProcessCall(*pickle.loads(blob))
+    except Exception as err:
+        return Unsendable(token, TypeError(
+            f"the call cannot be unpickled in the worker process ({type(err).__name__}: {err}); a tool "
+            "passed as a callable must be importable there: define it in a module, not in a function "
+            "or the main script's unguarded code"))
+
+
+def _unpicklable_part(call: ProcessCall) -> str:
+    """Which part of ``call`` cannot be pickled, in the words of a plan: the tool or an argument."""
+    parts = [("the tool", call.target)] + [(f"argument {n}", v) for n, v in enumerate(call.args, 1)]
+    parts += [(f"argument '{k}'", v) for k, v in call.kwargs.items()]
+    for name, value in parts:
+        try:
+            dumps(value)
+        except Exception:
+            return f"{name}, of type {type(value).__name__},"
+    return "the call"

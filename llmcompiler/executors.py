@@ -1,8 +1,7 @@
-"""The process pools tools run on, the entry point of worker processes, and the engine's one timer
-thread. (Thread tools run on the engine's own daemon workers: ``lanes.ThreadLane``.)
+"""The pools tools run on, and the entry point of worker processes; the start-method policy.
 
 ``Pools`` owns a ``ProcessPoolExecutor`` (CPU-bound tools), started on first use and kept warm across
-runs. A process pool that breaks (a worker died or
+runs (thread tools run on the engine's own daemon workers: ``lanes.ThreadLane``). A process pool that breaks (a worker died or
 was killed for a timeout or a cancelled run) is replaced by a new *generation*; every pool records, in
 shared memory, which call each of its workers is running *now*, so the scheduler can tell the call whose
 worker died from the calls that were only caught in the breakage.
@@ -12,39 +11,52 @@ worker died from the calls that were only caught in the breakage.
     submit_calls([ProcessCall, ...])    --->    for each call, in order:
                                                   running[k] = call.token
                                                   load the target ("module:attr" or a callable), call it
-                                                  running[k] = 0; pickle its CallOutcome on its own
-    future <-- [CallOutcome, ...]       <---    (a tool's exception is in its outcome, never the future's)
+                                                  running[k] = 0
+    future <-- [CallOutcome, ...]       <---    the outcomes, pickled together (each alone only if one
+                                                cannot be); a tool's exception is in its outcome
 
-A work item's future fails only when the pool itself breaks (``BrokenProcessPool``) or an argument
-cannot be pickled to the worker. Every worker watches the parent's lifeline (``lifeline.py``) and exits
-within moments of the parent's death. Pools the user never closed are killed by an exit hook, so a busy
+A work item's future fails only when the pool itself breaks (``BrokenProcessPool``): each call
+crosses to the worker pickled on its own, so an argument that cannot be pickled, or a callable the
+worker cannot import, fails only its own call. Every worker watches the parent's lifeline
+(``lifeline.py``) and exits within moments of the parent's death. Pools the user never closed are killed by an exit hook, so a busy
 or hung worker never holds the interpreter open at exit.
 
-``Timers`` is a single thread that sleeps until the earliest deadline (tool timeouts, retry backoff) on a
-condition variable: it wakes only when a deadline is due or the schedule changes, never to poll.
+State
+-----
+    Pools._process, _retired, _closed   under Pools._lock (any caller thread); never held
+                                                   while waiting on a process
+    ProcessGeneration.running[k], pids[k]         shared memory: written by worker k only, read by the
+                                                   parent without a lock (one aligned word per slot)
+    ProcessGeneration._killed_for                 kill_tokens writes, dead_tokens reads (dict ops)
+    ProcessGeneration.culprits                    computed once, by the first dead_tokens() caller
+    _live_pools                                   a WeakSet: Pools add themselves, close() removes
+
+``Timers`` (``timers.py``, re-exported here) is the engine's one timer thread.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 import time
 import weakref
 from concurrent.futures import Future
 from concurrent.futures.process import ProcessPoolExecutor
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .calls import CallOutcome, ProcessCall, outcomes_from, pickled_outcome, run_call, unpickled_outcome
+from .calls import (CallOutcome, ProcessCall, Unsendable, dumps, pickled_outcome, received, run_call,
+                    sendable, unpickled_outcome)
 from .lifeline import lifeline_reader, watch_parent
 from .mainguard import check_main_guard
+from .timers import Timers
 
 __all__ = ["Pools", "Timers", "ProcessGeneration", "CallOutcome", "ProcessCall", "DEFAULT_THREAD_WORKERS",
-           "run_calls", "run_in_worker", "default_start_method"]
+           "run_calls", "default_start_method", "process_context"]
 
 _log = logging.getLogger("llmcompiler")
 
@@ -69,6 +81,9 @@ _running: Any = None   # shared array: slot -> token of the call running there n
 def _init_worker(lifeline: Any, running: Any, pids: Any, counter: Any) -> None:
     global _slot, _running
     watch_parent(lifeline)
+    # Ctrl-C reaches the whole process group; the parent decides what stops (it cancels the run and
+    # kills the workers it must), so a worker never dies of it, nor prints a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with counter.get_lock():
         _slot = counter.value
         counter.value += 1
@@ -77,46 +92,74 @@ def _init_worker(lifeline: Any, running: Any, pids: Any, counter: Any) -> None:
 
 
 class _Outcomes:
-    """What a work item sends back: each call's outcome pickled on its own in the worker (so one
-    unpicklable result fails only its call), rebuilt into ``List[CallOutcome]`` when unpickled."""
+    """What a work item sends back, rebuilt into ``List[CallOutcome]`` (or one ``CallOutcome`` for
+    ``single``) when the parent unpickles it. The outcomes are pickled here, at once in the common
+    case; if any of them cannot be, each is pickled on its own (``calls.pickled_outcome``), so an
+    unpicklable result fails only its own call, never the batch."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("outcomes", "single")
 
-    def __init__(self, entries: List[tuple]) -> None:
-        self.entries = entries  # (pickled outcome, started, finished, worker) per call
-
-    def __reduce__(self) -> Any:
-        return (outcomes_from, (self.entries,))
-
-
-class _Outcome(_Outcomes):
-    """One call's ``_Outcomes``, rebuilt into a single ``CallOutcome``."""
-
-    __slots__ = ()
+    def __init__(self, outcomes: List[CallOutcome], single: bool) -> None:
+        self.outcomes = outcomes
+        self.single = single
 
     def __reduce__(self) -> Any:
-        return (unpickled_outcome, self.entries[0])
+        stamps = [(o.started, o.finished, o.worker) for o in self.outcomes]
+        try:  # plain tuples: pickled by the C pickler alone, with no class to look up per call
+            blob = dumps([tuple(o) for o in self.outcomes])
+        except Exception:
+            return (_rebuilt, ([pickled_outcome(o) for o in self.outcomes], stamps, self.single))
+        return (_rebuilt, (blob, stamps, self.single))
 
 
-def _run_one(call: ProcessCall) -> tuple:
-    worker = f"process-{os.getpid()}"
+def _rebuilt(blobs: Any, stamps: List[tuple], single: bool) -> Any:
+    """The parent's side of ``_Outcomes``; never raises (it runs on the pool's result thread)."""
+    if isinstance(blobs, bytes):
+        try:
+            outcomes = [CallOutcome._make(fields) for fields in pickle.loads(blobs)]
+        except Exception:  # some class does not import here: every call of the batch says so
+            outcomes = None
+        if outcomes is None:
+            return _rebuilt([b"" for _ in stamps], stamps, single)
+    else:
+        outcomes = [unpickled_outcome(blob, *stamp) for blob, stamp in zip(blobs, stamps)]
+    return outcomes[0] if single else outcomes
+
+
+class _Calls:
+    """What a work item carries: its calls, each pickled on its own when the pool pickles the item
+    (``calls.sendable``), and rebuilt one by one in the worker (``calls.received``), so a call that
+    cannot cross either way fails alone, with an outcome naming why, never its batch or the pool."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self, calls: Sequence[ProcessCall]) -> None:
+        self.calls = calls
+
+    def __reduce__(self) -> Any:
+        return (_received, ([sendable(call) for call in self.calls],))
+
+
+def _received(entries: List[Any]) -> List[Union[ProcessCall, Unsendable]]:
+    return [received(entry) for entry in entries]
+
+
+def _run_one(call: Union[ProcessCall, Unsendable], worker: str) -> CallOutcome:
+    if isinstance(call, Unsendable):
+        now = time.perf_counter()
+        return CallOutcome(None, call.error, "", now, now, worker)
     _running[_slot] = call.token  # a death from here on is blamed on this call
     try:
-        outcome = run_call(call.target, call.args, call.kwargs, time.perf_counter, worker)
+        return run_call(call.target, call.args, call.kwargs, time.perf_counter, worker)
     finally:
         _running[_slot] = 0
-    return (pickled_outcome(outcome), outcome.started, outcome.finished, worker)
 
 
-def run_calls(calls: Sequence[ProcessCall]) -> Any:
+def run_calls(calls: Sequence[Union[ProcessCall, Unsendable]], single: bool = False) -> Any:
     """Worker-process entry: run ``calls`` one after another; the future's result is their
-    ``List[CallOutcome]``, in order."""
-    return _Outcomes([_run_one(ProcessCall(*call)) for call in calls])
-
-
-def run_in_worker(token: int, target: Any, args: tuple, kwargs: dict) -> Any:
-    """Worker-process entry for a single call; the future's result is its ``CallOutcome``."""
-    return _Outcome([_run_one(ProcessCall(token, target, args, kwargs))])
+    ``List[CallOutcome]`` in order (with ``single``, the one call's ``CallOutcome``)."""
+    worker = f"process-{os.getpid()}"
+    return _Outcomes([_run_one(call, worker) for call in calls], single)
 
 
 # -- parent side ---------------------------------------------------------------------------------------
@@ -137,6 +180,8 @@ class ProcessGeneration:
         self.culprits: Optional[set] = None  # tokens of calls whose worker died, once known
         # pid -> the token it was killed for: a worker may move on to its next call between the
         # decision to kill it and its death, and must be blamed for the call it was killed for.
+        # Written by kill_tokens (timer or scheduler threads), read by dead_tokens; single dict
+        # operations, atomic under the GIL.
         self._killed_for: Dict[int, int] = {}
 
     def running_tokens(self) -> Dict[int, int]:
@@ -157,7 +202,7 @@ class ProcessGeneration:
             # (SIGTERM); a worker the pool itself terminated is never a culprit. ``_processes`` is
             # private to concurrent.futures but has kept its meaning since Python 3.3.
             terminated = -getattr(signal, "SIGTERM", 15)
-            exited = {pid for pid, proc in list(self.pool._processes.items())
+            exited = {pid for pid, proc in list((self.pool._processes or {}).items())
                       if proc.exitcode is not None and proc.exitcode != terminated}
             running = {self.pids[slot]: token for slot, token in enumerate(self.running) if token}
             running.update(self._killed_for)
@@ -176,7 +221,28 @@ class ProcessGeneration:
                 killed += 1
             except ProcessLookupError:
                 del self._killed_for[pid]  # it ended on its own just now
+        if killed:
+            self._wake_pool()
         return killed
+
+    def _wake_pool(self) -> None:
+        """Make the pool's manager thread look at its workers again. It waits on the exit sentinels of
+        the workers it knew of when it last woke; ``submit`` wakes it *before* spawning a worker on
+        demand (seen in CPython 3.11), so the death of the newest worker could go unnoticed until some
+        result arrived. ``_executor_manager_thread_wakeup`` is private to concurrent.futures."""
+        wakeup = getattr(self.pool, "_executor_manager_thread_wakeup", None)
+        try:
+            if wakeup is not None:
+                wakeup.wakeup()
+        except OSError:
+            pass  # closed just now: the pool has seen the death already and is ending
+
+    def over(self) -> bool:
+        """Whether nothing of this generation runs any more: every worker has exited and the pool's
+        manager thread is gone (a broken pool ends both by itself)."""
+        manager = getattr(self.pool, "_executor_manager_thread", None)
+        processes = list((self.pool._processes or {}).values())
+        return (manager is None or not manager.is_alive()) and all(p.exitcode is not None for p in processes)
 
     def kill(self, wait: bool = True) -> None:
         """Kill every worker process of this generation at once (SIGKILL); with ``wait``, reap them."""
@@ -196,14 +262,13 @@ _live_pools: "weakref.WeakSet[Pools]" = weakref.WeakSet()
 
 
 class Pools:
-    """The (replaceable) process pool of one engine. Methods are thread-safe. (Thread tools run on
-    the engine's ``lanes.ThreadLane``.)"""
+    """The thread pool and the (replaceable) process pool of one engine. Methods are thread-safe."""
 
     def __init__(
         self, thread_workers: Optional[int] = None, process_workers: Optional[int] = None,
         start_method: Optional[str] = None,
     ) -> None:
-        self.thread_workers = thread_workers or DEFAULT_THREAD_WORKERS  # the engine's thread lane size
+        self.thread_workers = thread_workers or DEFAULT_THREAD_WORKERS
         self.process_workers = process_workers or os.cpu_count() or 1
         self.start_method = start_method or default_start_method()
         self._lock = threading.Lock()
@@ -233,31 +298,38 @@ class Pools:
                                                   process_context(self.start_method))
             return self._process
 
-    def submit_calls(self, calls: Sequence[ProcessCall]) -> Tuple[ProcessGeneration, "Future[List[CallOutcome]]"]:
+    def submit_calls(
+        self, calls: Sequence[ProcessCall]
+    ) -> Tuple[ProcessGeneration, "Future[List[CallOutcome]]"]:
         """Send ``calls`` to one worker as one work item, run one after another there.
 
         Returns the generation and a future whose result is their ``List[CallOutcome]`` in order. A
-        tool's exception (or an unpicklable result) is that call's outcome; the future fails only with
-        ``BrokenProcessPool`` (a worker died: ask ``dead_tokens()`` whose) or with the pickling error of
-        an argument. Raises ``ProcessStartError``, ``RunClosedError``, or ``BrokenProcessPool`` when
-        the current pool broke just now (``retire`` it and submit again).
+        tool's exception, an unpicklable result or argument, or a callable the worker cannot import is
+        that call's outcome (the call does not run in the last two cases); the future fails only with
+        ``BrokenProcessPool`` (a worker died: ask ``dead_tokens()`` whose). Raises
+        ``ProcessStartError``, ``RunClosedError``, or ``BrokenProcessPool`` when the current pool broke
+        just now (``retire`` it and submit again). The future is the batch's: ``future.cancel()``
+        succeeds only while no call of it has started, and then cancels every call of the batch.
         """
         generation = self.process_generation()
-        return generation, generation.pool.submit(run_calls, tuple(calls))
+        return generation, generation.pool.submit(run_calls, _Calls(tuple(calls)))
 
     def submit_process(
         self, token: int, target: Any, args: tuple, kwargs: dict
     ) -> Tuple[ProcessGeneration, "Future[CallOutcome]"]:
         """``submit_calls`` for one call: the future's result is its single ``CallOutcome``."""
         generation = self.process_generation()
-        return generation, generation.pool.submit(run_in_worker, token, target, args, kwargs)
+        return generation, generation.pool.submit(
+            run_calls, _Calls((ProcessCall(token, target, args, kwargs),)), True)
 
     def retire(self, generation: ProcessGeneration) -> None:
         """Replace a broken (or to-be-killed) generation: the next submit starts a fresh pool."""
         with self._lock:
             if self._process is generation:
                 self._process = None
-                self._retired.append(generation)
+                # Generations retired earlier are dropped once over, so a long-lived engine whose
+                # pools keep breaking (timeouts, cancelled runs) holds only the ones still ending.
+                self._retired = [g for g in self._retired if not g.over()] + [generation]
 
     def kill_tokens(self, generation: ProcessGeneration, tokens: Iterable[int]) -> int:
         """SIGKILL only the workers of ``generation`` running one of ``tokens`` now (a timed-out call,
@@ -266,6 +338,8 @@ class Pools:
         killed = generation.kill_tokens(tokens)
         if killed:
             self.retire(generation)
+            _log.warning("killed %d worker process(es) of process pool %d; the pool is replaced",
+                         killed, generation.number)
         return killed
 
     def kill_worker(self, generation: ProcessGeneration, token: int) -> bool:
@@ -301,8 +375,12 @@ class Pools:
         new pool starts after this."""
         self._closed = True
         generations = self._retired + ([self._process] if self._process else [])  # no lock: may be held
+        live = sum(1 for g in generations for p in list((g.pool._processes or {}).values())
+                   if p.exitcode is None)
         for generation in generations:
             generation.kill(wait=False)
+        if live:
+            _log.warning("at exit: killed %d worker process(es) of an engine that was never closed", live)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -332,59 +410,3 @@ def _kill_live_pools() -> None:
 threading._register_atexit(_kill_live_pools)
 
 
-class Timers:
-    """Deadlines on one lazily started thread. ``schedule`` returns a handle for ``cancel``."""
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition(threading.Lock())
-        self._heap: List[Tuple[float, int, Callable[[], None]]] = []
-        self._cancelled: set = set()
-        self._ids = itertools.count()
-        self._thread: Optional[threading.Thread] = None
-        self._closed = False
-
-    def schedule(self, deadline: float, action: Callable[[], None]) -> int:
-        """Call ``action()`` on the timer thread at ``time.monotonic() >= deadline``."""
-        handle = next(self._ids)
-        with self._changed:
-            if self._closed:
-                return handle
-            heapq.heappush(self._heap, (deadline, handle, action))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="llmcompiler-timers", daemon=True)
-                self._thread.start()
-            self._changed.notify()
-        return handle
-
-    def cancel(self, handle: int) -> None:
-        with self._changed:
-            self._cancelled.add(handle)
-
-    def _loop(self) -> None:
-        while True:
-            with self._changed:
-                while not self._closed:
-                    if self._heap and self._heap[0][1] in self._cancelled:
-                        self._cancelled.discard(heapq.heappop(self._heap)[1])
-                        continue
-                    delay = self._heap[0][0] - time.monotonic() if self._heap else None
-                    if delay is not None and delay <= 0:
-                        break
-                    self._changed.wait(delay)
-                if self._closed:
-                    return
-                _, _, action = heapq.heappop(self._heap)
-            try:
-                action()
-            except Exception:  # one failed action must not stop every later deadline
-                _log.exception("llmcompiler: a timer action (%r) raised; the timer thread goes on", action)
-
-    def close(self) -> None:
-        """Stop the timer thread (pending actions are dropped) and join it. Idempotent."""
-        with self._changed:
-            self._closed = True
-            self._heap.clear()
-            self._changed.notify()
-            thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)

@@ -34,10 +34,13 @@ _owner_pid: Optional[int] = None
 _inherited: List[Connection] = []       # read ends inherited through fork: kept open, never reused
 
 
-def lifeline_reader() -> Connection:
+def lifeline_reader() -> Optional[Connection]:
     """The read end of this process's lifeline, created on first use: pass it to a child process as
-    an argument (its ``initializer`` arguments) and call ``watch_parent`` with it there."""
+    an argument (its ``initializer`` arguments) and call ``watch_parent`` with it there. None on
+    Windows, where descriptors are not inherited this way (a job object would be the tool there)."""
     global _reader, _writer_fd, _owner_pid
+    if os.name == "nt":
+        return None
     with _lock:
         if _reader is None or _owner_pid != os.getpid():
             if _reader is not None:
@@ -48,9 +51,11 @@ def lifeline_reader() -> Connection:
         return _reader
 
 
-def watch_parent(reader: Connection) -> None:
+def watch_parent(reader: Optional[Connection]) -> None:
     """In a child process: start a daemon thread that ends this process (``os._exit``) as soon as the
-    parent that holds the lifeline's write end has died. Returns at once."""
+    parent that holds the lifeline's write end has died. Returns at once; does nothing for None."""
+    if reader is None:
+        return
     threading.Thread(target=_exit_at_eof, args=(reader.fileno(),), name="llmcompiler-lifeline",
                      daemon=True).start()
 

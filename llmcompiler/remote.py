@@ -10,8 +10,9 @@
 What differs from the process pool: a remote call cannot be killed by us. Cancelling the lane's future
 tries the executor's own ``cancel()`` (it works while the call is still queued); a call already running
 is abandoned: it runs to its end over there and its outcome is dropped. Start and end times come from the
-worker's wall clock, so the clocks of other machines are assumed to be in sync with this one (NTP keeps
-them within milliseconds); on this machine the translation is exact to the offset's measurement.
+worker's wall clock, so the clocks of other machines are assumed to be in sync with this one (as NTP
+keeps them); an offset between machines shifts the reported times by as much. On this machine the
+translation is exact up to the measurement of the offset.
 """
 
 from __future__ import annotations

@@ -101,25 +101,29 @@ class _ManagerDict(ObservationStore):
     """Observations in one dict held by a manager process, reached through its proxy (thread-safe: a
     proxy keeps one connection per thread). What ``ManagerStore`` and its namespaces have in common."""
 
+    _what = "manager store"
     _authkey: bytes
-    _dict: Any
-    _owner: bool
+    _dict: Any      # the proxy; None once a namespace is closed
+    _owner: bool    # made in this process (not reconnected in a worker)
     _closed: bool
 
     def __reduce__(self) -> Any:
-        return (_reconnect, (type(self), self._dict._token, self._authkey))
+        return (_reconnect, (type(self), self._proxy()._token, self._authkey))
+
+    def _proxy(self) -> Any:
+        proxy = self._dict
+        if self._closed or proxy is None:
+            raise StoreError(f"the {self._what} is closed")
+        return proxy
 
     def _call(self, method: str, *args: Any) -> Any:
-        if self._closed:
-            raise StoreError(f"the {self._what} is closed")
+        proxy = self._proxy()
         try:
-            return getattr(self._dict, method)(*args)
+            return getattr(proxy, method)(*args)
         except KeyError:
             raise
         except _MANAGER_DIED as err:
             raise StoreError(f"the observation store's manager process is gone ({err!r})") from err
-
-    _what = "manager store"
 
     def set(self, idx: int, value: Any) -> None:
         """Record task ``idx``'s observation in the manager. Raises ``TypeError`` naming the value's

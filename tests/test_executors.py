@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -44,7 +45,8 @@ def test_a_batch_runs_in_order_in_one_worker_with_errors_per_call(pools):
     assert [outcomes[i].value for i in (0, 2, 4)] == [9, 16, 42]
     assert isinstance(outcomes[1].error, ValueError) and str(outcomes[1].error) == "no"
     assert "Traceback" in outcomes[1].traceback and "raise ValueError(message)" in outcomes[1].traceback
-    assert isinstance(outcomes[3].error, TypeError) and "the result, of type lock, cannot be pickled" in str(outcomes[3].error)
+    assert isinstance(outcomes[3].error, TypeError)
+    assert "the result, of type lock, cannot be pickled" in str(outcomes[3].error)
     pid = outcomes[5].value
     assert pid != os.getpid() and {o.worker for o in outcomes} == {f"process-{pid}"}
     assert all(o.error is None for o in (outcomes[0], outcomes[2], outcomes[4], outcomes[5]))
@@ -143,3 +145,64 @@ def test_a_worker_is_blamed_for_the_call_it_was_killed_for(pools):
     with pytest.raises(BrokenProcessPool):
         future.result(WAIT)
     assert generation.dead_tokens() == {31}
+
+
+def test_outcomes_that_cannot_be_unpickled_here_fail_their_calls_not_the_pool():
+    stamps = [(1.0, 2.0, "process-7"), (2.0, 3.0, "process-7")]
+    outcomes = executors._rebuilt(b"not a pickle", stamps, single=False)
+    assert [type(o.error) for o in outcomes] == [TypeError, TypeError]
+    assert "cannot be unpickled in this process" in str(outcomes[0].error)
+    assert [(o.started, o.finished, o.worker) for o in outcomes] == stamps
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn", "fork"])
+def test_ctrl_c_in_the_terminal_leaves_workers_to_the_parent(method):
+    pools = Pools(process_workers=1, start_method=method)
+    try:
+        ctrl_c_reaches_a_worker(pools)
+    finally:
+        pools.close()
+
+
+def ctrl_c_reaches_a_worker(pools):
+    outcome = pools.submit_process(41, f"{FX}:pid_of_worker", (), {})[1].result(WAIT)
+    os.kill(outcome.value, signal.SIGINT)  # what the terminal sends the whole process group
+    again = pools.submit_process(42, f"{FX}:pid_of_worker", (), {})[1].result(WAIT)
+    assert again.value == outcome.value and again.error is None
+
+
+def test_retired_generations_are_dropped_once_over(pools):
+    for token in (51, 52, 53):
+        generation, future = pools.submit_process(token, f"{FX}:nap", (WAIT, None), {})
+        wait_until(lambda: generation.pid_of(token) is not None, "the call to start")
+        assert pools.kill_tokens(generation, [token]) == 1
+        with pytest.raises(BrokenProcessPool):
+            future.result(WAIT)
+        wait_until(generation.over, "the broken pool to end")
+    assert len(pools._retired) == 1  # the two earlier ones were over when the last was retired
+
+
+def test_a_call_that_cannot_cross_to_the_worker_fails_alone(pools):
+    import sys
+    import types
+
+    parent_only = types.ModuleType("module_only_the_parent_has")
+    exec("def tool():\n    return 'unreachable'\n", parent_only.__dict__)
+    sys.modules[parent_only.__name__] = parent_only  # picklable here, not importable in a worker
+    try:
+        calls = [ProcessCall(61, f"{FX}:length", (threading.Lock(),), {}),
+                 ProcessCall(62, f"{FX}:square", (6,), {}),
+                 ProcessCall(63, parent_only.tool, (), {}),
+                 ProcessCall(64, f"{FX}:length", (), {"value": threading.Lock()}),
+                 ProcessCall(65, lambda: 1, (), {})]
+        lock_arg, fine, unimportable, lock_kwarg, local = pools.submit_calls(calls)[1].result(WAIT)
+    finally:
+        del sys.modules[parent_only.__name__]
+    assert fine.value == 36 and fine.error is None
+    assert isinstance(lock_arg.error, TypeError)
+    assert str(lock_arg.error).startswith("argument 1, of type lock, cannot be pickled to the worker process")
+    assert str(lock_kwarg.error).startswith("argument 'value', of type lock, cannot be pickled")
+    assert str(local.error).startswith("the tool, of type function, cannot be pickled")
+    assert "cannot be unpickled in the worker process" in str(unimportable.error)
+    assert "module_only_the_parent_has" in str(unimportable.error)
+    assert pools.submit_process(66, f"{FX}:square", (2,), {})[1].result(WAIT).value == 4  # pool intact

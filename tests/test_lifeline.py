@@ -26,10 +26,11 @@ sys.path[:0] = [{str(REPO)!r}, {str(TESTS)!r}]
 """
 
 
-def start_script(tmp_path: Path, body: str, *args: str) -> subprocess.Popen:
+def start_script(tmp_path: Path, body: str, *args: str, as_module: bool = False) -> subprocess.Popen:
     script = tmp_path / "script.py"
     script.write_text(PRELUDE + textwrap.dedent(body))
-    return subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE,
+    how = ["-m", "script"] if as_module else [str(script)]
+    return subprocess.Popen([sys.executable, *how, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
 
@@ -67,7 +68,8 @@ if __name__ == "__main__":
     from multiprocessing import forkserver
     print(json.dumps({"workers": list(generation.pids), "busy": generation.pid_of(1),
                       "manager": store.manager_process.pid,
-                      "forkserver": forkserver._forkserver._forkserver_pid}), flush=True)
+                      "forkserver": forkserver._forkserver._forkserver_pid,
+                      "preload": forkserver._forkserver._preload_modules}), flush=True)
     time.sleep(600)
 """
 
@@ -87,6 +89,7 @@ def test_every_worker_and_the_manager_exit_within_2_s_of_the_parents_death(tmp_p
     assert len(children) == 3 and pids["busy"] in children and 0 not in children
     if method == "forkserver":
         children.add(pids["forkserver"])  # the standard library's own: it has a lifeline of its own
+        assert pids["preload"] == ["llmcompiler.executors"]  # never "__main__": no script re-run there
     while not all(gone(pid) for pid in children) and time.monotonic() - killed < 2:
         time.sleep(0.01)
     assert [pid for pid in children if not gone(pid)] == []
@@ -102,15 +105,14 @@ if __name__ == "__main__":
     tools.register(fx.nap, executor="process")
     engine = Engine(tools, process_workers=1)  # never closed
     run = engine.start([Task(1, "nap", (600,))])
-    for event in run:
-        if event.kind == "submitted":  # "started" is stamped by the worker and known at the end
-            break
-    generation = engine._pools.process_generation()
     deadline = time.monotonic() + 60
-    while not generation.pid_of(next(iter(t for t in generation.running if t), 0) or -1):
+    while True:  # until a worker is running the call (whatever events say about it)
+        generation = engine._pools._process
+        if generation is not None and generation.running_tokens():
+            break
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    print(json.dumps([pid for pid in generation.pids if pid]), flush=True)
+    print(json.dumps(list(generation.running_tokens().values())), flush=True)
 """
 
 
@@ -144,9 +146,10 @@ UNGUARDED_SCRIPT = IMPORTS + RUN
 GUARDED_SCRIPT = IMPORTS + 'if __name__ == "__main__":\n' + textwrap.indent(RUN, "    ")
 
 
-@pytest.mark.parametrize("method", ["forkserver", "spawn"])
-def test_an_unguarded_script_fails_its_process_task_in_one_line_and_runs_its_thread_tasks(tmp_path, method):
-    script = start_script(tmp_path, UNGUARDED_SCRIPT, method)
+@pytest.mark.parametrize("method,as_module", [("forkserver", False), ("spawn", False), ("spawn", True)])
+def test_an_unguarded_script_fails_its_process_task_in_one_line_and_runs_its_thread_tasks(
+        tmp_path, method, as_module):
+    script = start_script(tmp_path, UNGUARDED_SCRIPT, method, as_module=as_module)
     out, err = script.communicate(timeout=WAIT)
     assert script.returncode == 0, err
     report = json.loads(out)
