@@ -151,11 +151,12 @@ def string_references(strings: Iterable[str]) -> Tuple[Set[int], Set[int]]:
     whole: Set[int] = set()
     inline: Set[int] = set()
     for text in strings:
-        ref = whole_reference(text)
-        if ref is not None:
-            whole.add(ref)
+        match = _WHOLE_REFERENCE.fullmatch(text)
+        if match:
+            whole.add(_reference_number(match))
         else:
-            inline.update(inline_references(text))
+            for found in _INLINE_REFERENCE.finditer(text):
+                inline.add(int(found.group(1) or found.group(2)))
     return whole, inline
 
 
