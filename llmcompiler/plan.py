@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import FrozenInstanceError
-from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Set, Tuple
 
 from .errors import PlanError, RenderError, SubstitutionError
 from .text import exact_text, short_repr
@@ -442,6 +442,12 @@ def call_text(task: Task) -> str:
     parts = [shown(arg) for arg in task.args]
     parts += [f"{key}={shown(value)}" for key, value in task.kwargs.items()]
     return f"{task.tool}({', '.join(parts)})"
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; at run time __getattr__ loads them
+    from .parser import END_OF_PLAN, PlanParser, parse_plan
+    from .validation import (check_new_tasks, cycle_error, duplicate_error, find_cycle, missing_dependency_error,
+                             self_reference_error, unknown_reference_error, validate_tasks)
 
 
 def __getattr__(name: str) -> Any:
