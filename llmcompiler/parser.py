@@ -354,9 +354,6 @@ class PlanParser:
         if idx in self._defined:
             raise duplicate_error(idx, line=line, first_line=self._defined[idx])
 
-    def _is_earlier(self, idx: int) -> bool:
-        return idx in self._defined or idx in self._known
-
     def _dependencies(self, idx: int, line: int, args: Tuple[Any, ...], kwargs: Dict[str, Any],
                       dollars: Optional[List[str]]) -> frozenset:
         """Whole-argument references (each must name an earlier task) plus in-text ones to earlier tasks."""
@@ -366,11 +363,13 @@ class PlanParser:
             whole, inline = references(args, kwargs) if dollars is None else string_references(dollars)
         except PlanError as error:  # a reference's number is too large
             raise PlanSyntaxError(f"line {line}: task {idx}: {error}", line=line, task=idx) from None
-        unknown = sorted(ref for ref in whole if not self._is_earlier(ref))
-        if unknown:
-            raise unknown_reference_error(idx, unknown[0], line=line)
+        defined, known = self._defined, self._known
+        for ref in whole:
+            if ref not in defined and ref not in known:
+                raise unknown_reference_error(idx, min(r for r in whole if r not in defined and r not in known),
+                                              line=line)
         for ref in inline:
-            if self._is_earlier(ref):
+            if ref in defined or ref in known:
                 whole.add(ref)
         return frozenset(whole)
 

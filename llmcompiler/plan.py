@@ -1,4 +1,4 @@
-"""Tasks, the references between them, and the checks a plan must pass.
+"""Tasks, the references between them, and resolving those references into a call's arguments.
 
 A *task* is one tool call of a plan: ``Task(3, "math", ("ratio of $1 to ${2}",), {"context": ["$1", "$2"]})``.
 The plan language that LLMs write (``3. math("ratio of $1 to ${2}", context=[$1, $2])``) is read by
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import FrozenInstanceError
-from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Set, Tuple
 
 from .errors import PlanError, RenderError, SubstitutionError
 from .text import exact_text, short_repr
@@ -70,7 +70,6 @@ _INLINE_REFERENCE = re.compile(r"\$(?:\{([0-9]{1,18})\}|([0-9]{1,18})(?![0-9]|\.
 _EMPTY: frozenset = frozenset()
 _VALIDATION_NAMES = ("validate_tasks", "check_new_tasks", "find_cycle", "duplicate_error", "self_reference_error",
                      "missing_dependency_error", "unknown_reference_error", "cycle_error")
-_CONTAINERS = (list, tuple, dict)
 
 
 def _reference_number(match: "re.Match[str]") -> int:
@@ -97,16 +96,17 @@ def inline_references(text: str) -> Iterator[int]:
         yield int(match.group(1) or match.group(2))
 
 
-def _leaves(values: Iterable[Any], depth: int = 1) -> Iterator[Any]:
+def _leaves(values: Iterable[Any], wrappers: int) -> Iterator[Any]:
     """Every leaf inside ``values`` (lists, tuples, dict values), without recursion.
 
-    Raises ``PlanError`` past ``MAX_NESTING`` containers (also for a container that contains itself)."""
+    ``wrappers`` is how many levels of containers around the arguments are the caller's own (not
+    counted). Raises ``PlanError`` past ``MAX_NESTING`` containers (also for one that contains itself)."""
     stack = [iter(values)]
     while stack:
         for value in stack[-1]:
             kind = type(value)
             if kind is list or kind is tuple or kind is dict:
-                if len(stack) + depth > MAX_NESTING:
+                if len(stack) - wrappers > MAX_NESTING:
                     raise PlanError(f"arguments nest deeper than {MAX_NESTING} containers")
                 stack.append(iter(value.values() if kind is dict else value))
                 break
@@ -127,7 +127,7 @@ def _whole_references(values: Iterable[Any]) -> Optional[Set[int]]:
                 found = found or set()
                 found.add(ref)
         elif kind is list or kind is tuple or kind is dict:
-            for leaf in _leaves((value,), 0):
+            for leaf in _leaves((value,), 0):  # the 1-tuple is only iterated, never entered
                 if type(leaf) is str and "$" in leaf and (ref := whole_reference(leaf)) is not None:
                     found = found or set()
                     found.add(ref)
@@ -140,7 +140,7 @@ def references(args: Iterable[Any], kwargs: Mapping[str, Any]) -> Tuple[Set[int]
     ``whole`` holds the arguments that are exactly ``$N``; ``inline`` the candidates inside longer text.
     Raises ``PlanError`` for nesting deeper than ``MAX_NESTING`` or a reference number over 18 digits.
     """
-    leaves = _leaves((tuple(args), tuple(kwargs.values())), -1)  # -1: the two tuples are no argument
+    leaves = _leaves((tuple(args), tuple(kwargs.values())), 1)  # the two tuples are no argument
     return string_references([leaf for leaf in leaves if type(leaf) is str and "$" in leaf])
 
 
@@ -151,11 +151,12 @@ def string_references(strings: Iterable[str]) -> Tuple[Set[int], Set[int]]:
     whole: Set[int] = set()
     inline: Set[int] = set()
     for text in strings:
-        ref = whole_reference(text)
-        if ref is not None:
-            whole.add(ref)
+        match = _WHOLE_REFERENCE.fullmatch(text)
+        if match:
+            whole.add(_reference_number(match))
         else:
-            inline.update(inline_references(text))
+            for found in _INLINE_REFERENCE.finditer(text):
+                inline.add(int(found.group(1) or found.group(2)))
     return whole, inline
 
 
@@ -441,6 +442,12 @@ def call_text(task: Task) -> str:
     parts = [shown(arg) for arg in task.args]
     parts += [f"{key}={shown(value)}" for key, value in task.kwargs.items()]
     return f"{task.tool}({', '.join(parts)})"
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; at run time __getattr__ loads them
+    from .parser import END_OF_PLAN, PlanParser, parse_plan
+    from .validation import (check_new_tasks, cycle_error, duplicate_error, find_cycle, missing_dependency_error,
+                             self_reference_error, unknown_reference_error, validate_tasks)
 
 
 def __getattr__(name: str) -> Any:

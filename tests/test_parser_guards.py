@@ -12,6 +12,8 @@ import random
 
 import pytest
 
+from plan_fuzz import literal_only, random_bytes_text
+
 from llmcompiler import parser as parser_module
 from llmcompiler._literals import ArgumentScanner, read_arguments, read_simple_call
 from llmcompiler.errors import PlanError, PlanSyntaxError
@@ -393,24 +395,11 @@ def test_repr_of_a_task_with_unprintable_values():
 
 # -- random bytes, and what plan text can never do ---------------------------------------------------
 
-LITERAL_TYPES = (str, int, float, bool, type(None), list, tuple, dict)
-
-
-def literal_only(value):
-    if isinstance(value, (list, tuple)):
-        return all(literal_only(item) for item in value)
-    if isinstance(value, dict):
-        return all(literal_only(key) and literal_only(item) for key, item in value.items())
-    return type(value) in LITERAL_TYPES
-
-
 def test_random_byte_strings_give_tasks_or_plan_errors():
     rng = random.Random(77)
-    prefixes = [b"", b"1. a(", b"1. a()\n2. b(", b"Thought: x\n1. t(", b'1. t("']
     outcomes = {"ok": 0, "error": 0}
     for round_ in range(3000):
-        data = rng.choice(prefixes) + bytes(rng.randrange(256) for _ in range(rng.randint(0, 40)))
-        text = data.decode("utf-8", "surrogateescape" if round_ % 2 else "replace")
+        text = random_bytes_text(rng)
         try:
             tasks = parse_plan(text, lenient=round_ % 3 == 0)
         except PlanError as error:
