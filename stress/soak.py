@@ -8,9 +8,11 @@ import time
 from typing import List, NamedTuple
 
 from llmcompiler import Engine, Task
+from llmcompiler.errors import RunTimeoutError
 
 from . import dags, resources, tools
 
+RUN_LIMIT = 60.0  # seconds: a run of 40 quick tasks still going after this has hung
 WARM_UP = 20  # runs before the first measurement: pools, caches and the manager are started by then
 
 
@@ -36,6 +38,17 @@ def plan(rng: random.Random, number: int) -> List[Task]:
     return tasks
 
 
+def describe_hang(partial, tasks: List[Task]) -> str:
+    """Which tasks had not finished when a run was cancelled for hanging, and their last events."""
+    tool_of = {task.idx: task.tool for task in tasks}
+    stuck = sorted(i for i, f in partial.failures.items() if f.kind == "cancelled")
+    last = {}
+    for event in partial.events:
+        if event.task in stuck and event.kind != "cancelled":
+            last[event.task] = event.kind
+    return ", ".join(f"task {i} ({tool_of[i]}, last event {last.get(i, 'none')})" for i in stuck[:8])
+
+
 def settle(limit: resources.Holdings, seconds: float = 10.0) -> resources.Holdings:
     """Holdings once abandoned calls and replaced workers have gone (waiting at most ``seconds``)."""
     deadline = time.monotonic() + seconds
@@ -58,7 +71,10 @@ def run(runs: int, seed: int, store: str = "manager") -> Soak:
             tasks = plan(rng, number)
             release, tools.RELEASE = tools.RELEASE, threading.Event()
             try:
-                result = engine.run(tasks, timeout=120)
+                result = engine.run(tasks, timeout=RUN_LIMIT)
+            except RunTimeoutError as err:
+                mismatches.append(f"run {number} hung: {describe_hang(err.result, tasks)}")
+                continue
             finally:
                 tools.RELEASE.set()
                 release.set()

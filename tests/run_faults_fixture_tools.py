@@ -59,3 +59,23 @@ def hang_ignoring_sigterm(seconds):
 
 def text_length(text):
     return len(text)
+
+
+def stall_marking(path, seconds):
+    """Write ``path`` (so the test knows this call began), then block for ``seconds``."""
+    import time
+
+    with open(path, "a") as out:
+        out.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    return "woke"
+
+
+def die_once_marked(path):
+    """Kill this worker as soon as ``path`` exists (bounded wait), breaking the pool under others."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os._exit(9)

@@ -34,7 +34,7 @@ def registry(**options) -> ToolRegistry:
     reg = ToolRegistry()
     for func in (fx.exit_politely, fx.raise_unpicklable_error, fx.raise_error_holding_a_lock,
                  fx.return_generator, fx.square, fx.kill_self_logging, fx.nap_then,
-                 fx.hang_ignoring_sigterm, fx.text_length):
+                 fx.hang_ignoring_sigterm, fx.text_length, fx.stall_marking, fx.die_once_marked):
         reg.register(func, executor="process", **options.get(func.__name__, {}))
     reg.register(lambda x=1: x, name="ok")
     reg.register(lambda: sys.exit(5), name="exit_thread")
@@ -98,6 +98,20 @@ def test_a_task_that_kills_its_worker_every_time_fails_after_its_retries(tmp_pat
     assert kinds(result) == {1: "worker-died", 2: "skipped"}
     assert result.observations == {i: i for i in range(3, 9)}  # tasks caught in a breakage: requeued
     assert 1 <= len(generations) <= 1 + 3  # one pool, plus at most one rebuild per death
+
+
+def test_a_process_call_whose_timeout_passes_before_it_began_still_times_out(tmp_path):
+    """Found by ``make stress`` (soak; 6 of 40 runs hung in a reduced script): when a process call's
+    timeout passes before the call has begun in a worker (the pool is still starting, or being rebuilt
+    after a death), no worker is killed and the call later runs to its end, however long. Here the
+    timeout (10 ms) is shorter than a fresh pool takes to start."""
+    began = tmp_path / "began"
+    reg = registry(stall_marking={"timeout": 0.01})
+    plan = f"1. stall_marking({str(began)!r}, 600)\n2. ok($1)\n3. square(3)"
+    with Engine(reg, process_workers=1) as engine:
+        result = engine.run(plan, timeout=WAIT)
+    assert kinds(result) == {1: "timeout", 2: "skipped"}
+    assert result.observations == {3: 9}
 
 
 def test_a_process_tool_that_ignores_sigterm_is_still_stopped_at_its_timeout():
