@@ -28,8 +28,12 @@ WAIT = 60
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
-                                       host="127.0.0.1", dashboard_address=None)
+    import dask
+
+    # One rerun after a worker death (Dask's default is 3): the death test stays short.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
+                                           host="127.0.0.1", dashboard_address=None)
     dask_client = distributed.Client(cluster)
     try:
         dask_client.get_executor().submit(fx.add, 1, 1).result(timeout=WAIT)  # warm: lazy threads start
@@ -41,7 +45,7 @@ def client():
 
 def cluster_tools(**options) -> ToolRegistry:
     registry = ToolRegistry()
-    for func in (fx.add, fx.describe, fx.fail, fx.where, fx.nap_then_mark, fx.wait_for_file):
+    for func in (fx.add, fx.describe, fx.fail, fx.where, fx.nap_then_mark, fx.wait_for_file, fx.kill_worker):
         registry.register(func, executor="cluster", **options.get(func.__name__, {}))
     registry.register(lambda x: x + 1, name="inc")  # a thread tool, in the same runs
     return registry
@@ -107,6 +111,15 @@ def test_cancel_ends_the_run_and_keeps_what_was_observed(client, tmp_path):
     assert result.cancelled and result.observations == {1: 3}
     assert {i: f.kind for i, f in result.failures.items()} == {2: "cancelled", 3: "cancelled"}
     assert client.get_executor().submit(fx.add, 4, 4).result(timeout=WAIT) == 8  # the cluster serves on
+
+
+def test_a_worker_death_is_rerun_by_dask_then_fails_the_task_with_killed_worker(client):
+    with engine_on(client) as engine:
+        result = engine.run("1. kill_worker()\n2. inc($1)\n3. add(2, 2)", timeout=WAIT)
+    failure = result.failures[1]
+    assert failure.kind == "failed" and failure.error_type == "KilledWorker"
+    assert result.failures[2].kind == "skipped" and result.observations == {3: 4}
+    assert client.get_executor().submit(fx.add, 4, 4).result(timeout=WAIT) == 8  # its nanny restarted it
 
 
 def test_the_engine_never_imports_dask_itself():
