@@ -152,6 +152,20 @@ class Tally:
         self.slowest = max(self.slowest, (seconds, dag.seed, len(dag.tasks)))
 
 
+def describe_hang(partial, tasks: List[Task]) -> str:
+    """The tasks a run cancelled for hanging had not finished (those that were running first), with
+    the last thing that happened to each."""
+    tool_of = {task.idx: task.tool for task in tasks}
+    stuck = sorted(i for i, f in partial.failures.items() if f.kind == "cancelled")
+    last = {}
+    for event in partial.events:
+        if event.task in tool_of and event.kind != "cancelled":
+            last[event.task] = event.kind
+    stuck.sort(key=lambda i: (last.get(i) != "started", i))
+    shown = ", ".join(f"task {i} ({tool_of[i]}, last {last.get(i, 'nothing')})" for i in stuck[:4])
+    return shown + (f" and {len(stuck) - 4} more" if len(stuck) > 4 else "")
+
+
 def run_one(dag: Dag, tally: Tally) -> None:
     """Run ``dag`` on an engine of its own and record how it compared."""
     expected = reference(dag.tasks)
@@ -162,7 +176,8 @@ def run_one(dag: Dag, tally: Tally) -> None:
             try:
                 result = engine.run(dag.tasks, timeout=RUN_LIMIT)
             except RunTimeoutError as err:
-                tally.add("hung", dag, expected, time.perf_counter() - started, str(err))
+                tally.add("hung", dag, expected, time.perf_counter() - started,
+                          f"hung; not finished: {describe_hang(err.result, dag.tasks)}")
                 return
     finally:
         tools.RELEASE.set()  # abandoned thread calls of this DAG return now

@@ -38,17 +38,6 @@ def plan(rng: random.Random, number: int) -> List[Task]:
     return tasks
 
 
-def describe_hang(partial, tasks: List[Task]) -> str:
-    """Which tasks had not finished when a run was cancelled for hanging, and their last events."""
-    tool_of = {task.idx: task.tool for task in tasks}
-    stuck = sorted(i for i, f in partial.failures.items() if f.kind == "cancelled")
-    last = {}
-    for event in partial.events:
-        if event.task in stuck and event.kind != "cancelled":
-            last[event.task] = event.kind
-    return ", ".join(f"task {i} ({tool_of[i]}, last event {last.get(i, 'none')})" for i in stuck[:8])
-
-
 def settle(limit: resources.Holdings, seconds: float = 10.0) -> resources.Holdings:
     """Holdings once abandoned calls and replaced workers have gone (waiting at most ``seconds``)."""
     deadline = time.monotonic() + seconds
@@ -73,7 +62,7 @@ def run(runs: int, seed: int, store: str = "manager") -> Soak:
             try:
                 result = engine.run(tasks, timeout=RUN_LIMIT)
             except RunTimeoutError as err:
-                mismatches.append(f"run {number} hung: {describe_hang(err.result, tasks)}")
+                mismatches.append(f"run {number} hung; not finished: {dags.describe_hang(err.result, tasks)}")
                 continue
             finally:
                 tools.RELEASE.set()

@@ -243,6 +243,26 @@ def test_a_thread_tool_past_its_timeout_is_abandoned_and_its_dependents_skip():
     assert result.observations == {3: "ok"}
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_abandoned_calls_do_not_keep_the_workers_other_tasks_need(workers):
+    """Found by ``make stress``: with as many abandoned (timed-out) thread calls as thread workers,
+    the tasks after them were never started and the run hung."""
+    release = threading.Event()
+    registry = ToolRegistry()
+    registry.register(lambda i: release.wait(WAIT), name="stuck", timeout=0.05)
+    registry.register(lambda *a: a[0], name="ok")
+    plan = [Task(i, "stuck", (i,)) for i in range(1, workers + 1)]
+    plan += [Task(10, "ok", (10,)), Task(11, "ok", (11, "$10")), Task(12, "ok", (12, "$1"))]
+    try:
+        with Engine(registry, max_workers=workers) as engine:
+            result = engine.run(plan, timeout=10)  # a hang fails the test after 10 s
+    finally:
+        release.set()
+    assert {i: f.kind for i, f in result.failures.items()} == {
+        **{i: "timeout" for i in range(1, workers + 1)}, 12: "skipped"}
+    assert result.observations == {10: 10, 11: 11}
+
+
 def test_cancel_keeps_what_was_observed():
     gate = threading.Event()
     tools = {"quick": lambda: "q", "blocked": lambda: gate.wait(WAIT), "after": lambda x: x}
