@@ -64,3 +64,22 @@ async def flaky_async(marker):
 SYNC = {"add": add, "join_text": join_text, "fail": fail, "hang": hang, "flaky": flaky}
 ASYNC = {"add": add_async, "join_text": join_text_async, "fail": fail_async, "hang": hang_async,
          "flaky": flaky_async}
+
+
+ACTIVE = {"now": 0, "peak": 0}
+
+
+async def gather_point(wanted, limit):
+    """Wait (on the event loop, never blocking it) until ``wanted`` calls are inside at once, or
+    ``limit`` seconds passed; returns how many were inside at the peak."""
+    import time
+
+    ACTIVE["now"] += 1
+    ACTIVE["peak"] = max(ACTIVE["peak"], ACTIVE["now"])
+    deadline = time.monotonic() + limit
+    try:
+        while ACTIVE["peak"] < wanted and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        return ACTIVE["peak"]
+    finally:
+        ACTIVE["now"] -= 1

@@ -134,3 +134,18 @@ def test_many_tasks_through_few_workers_and_mixed_with_thread_tools(kind):
     assert result.observations[31] == " | ".join(str(2 * i) for i in range(1, 31))
     assert result.observations[32] == 61 and result.observations[33] == 62
     assert len(result.observations) == 33
+
+
+def test_async_def_tools_run_concurrently_on_the_loop_not_one_per_thread():
+    """200 coroutines are all inside the tool at once even with 2 thread workers: they share the
+    engine's event loop. Counted, not timed: run one after another, the peak would be 1."""
+    if async_unsupported():
+        pytest.skip(f"async tools: {async_unsupported()}")
+    fx.ACTIVE.update(now=0, peak=0)
+    registry = ToolRegistry()
+    registry.register(fx.gather_point)  # an async def: the "async" executor by default
+    plan = "\n".join(f"{i}. gather_point(200, 20)" for i in range(1, 201))
+    with Engine(registry, max_workers=2) as engine:
+        result = engine.run(plan, timeout=WAIT)
+    assert not result.failures
+    assert fx.ACTIVE["peak"] == 200 and set(result.observations.values()) == {200}
