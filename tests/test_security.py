@@ -187,13 +187,15 @@ def test_the_watch_sees_what_a_tool_does(watch):
 
 def test_no_hostile_plan_imports_evaluates_opens_or_calls_anything(watch):
     modules_before = set(sys.modules)
-    refusals = 0
+    accepted_strictly = []
     for text in hostile_plans(watch.marker):
         for lenient in (False, True):
             try:
                 run_tasks(parse_plan(text, lenient=lenient), watch.registry(), timeout=WAIT)
+                if not lenient:
+                    accepted_strictly.append(text)
             except (errors.PlanError, errors.ToolCallError):
-                refusals += 1
+                pass
             parser = PlanParser(lenient=lenient)  # the streaming parser, one character at a time
             try:
                 for char in text:
@@ -203,7 +205,7 @@ def test_no_hostile_plan_imports_evaluates_opens_or_calls_anything(watch):
                 pass
     watch.assert_nothing_happened()
     assert set(sys.modules) == modules_before
-    assert refusals >= len(hostile_plans(watch.marker))  # strict mode refuses every one of them
+    assert accepted_strictly == []  # strict mode refuses every one of them
 
 
 def test_lenient_mode_passes_code_to_the_tool_as_text_and_runs_none_of_it(watch):
