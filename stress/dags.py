@@ -18,7 +18,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from llmcompiler import Engine, Task, ToolRegistry
 from llmcompiler.errors import RunTimeoutError
 
-from . import tools
+from . import resources, tools
 
 # Seconds: the timeouts of the stalling tools (they always exceed them). A process call's timeout is
 # longer than a fresh pool takes to start: one that passes before the call began is a known defect
@@ -191,6 +191,7 @@ def run(count: int, max_size: int, seed: int) -> Tally:
     """Draw and run ``count`` DAGs from ``seed`` on; returns the tally."""
     tally = Tally()
     started = time.monotonic()
+    before = resources.holdings()
     for number in range(count):
         if time.monotonic() - started > BUDGET:
             tally.problems.append(f"out of time: {count - number} of {count} DAGs not tried")
@@ -200,4 +201,14 @@ def run(count: int, max_size: int, seed: int) -> Tally:
             run_one(dag, tally)
         except Exception as err:  # the engine itself raised: a finding, reported with its seed
             tally.add("error", dag, reference(dag.tasks), 0.0, f"{type(err).__name__}: {err}")
+    after = soak_settle(before)
+    if after.threads > before.threads or after.children > before.children:
+        tally.problems.append(f"left behind after every engine closed: threads {before.threads} -> "
+                              f"{after.threads}, processes {before.children} -> {after.children}")
     return tally
+
+
+def soak_settle(limit):
+    from .soak import settle  # soak imports this module: import at call time
+
+    return settle(limit)

@@ -15,6 +15,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 from llmcompiler import PlanParser, Task, parse_plan
 from llmcompiler.errors import PlanError
 
+PARSE_LIMIT = 1.0  # seconds: one parse slower than this is a finding (plans are at most a few KB)
+
 SHAPES = [
     'Thought: look both up.\n1. search("population of Tokyo")\n2. search(query="Paris")\n'
     '3. math("ratio of $1 to ${2}", context=[$1, $2])\n4. join()<END_OF_PLAN>',
