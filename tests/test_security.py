@@ -328,7 +328,7 @@ class EchoingServer:
     """A local OpenAI-compatible endpoint that fails every request with ``status`` and echoes the
     Authorization header it got (as real servers do in part: "Incorrect API key provided: sk-...")."""
 
-    def __init__(self, status: int):
+    def __init__(self, status: int, answers: tuple = ()):
         self.received: list = []
         server_self = self
 
@@ -337,6 +337,8 @@ class EchoingServer:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 auth = self.headers.get("Authorization", "")
                 server_self.received.append(auth)
+                if status == 200:
+                    return self.stream(answers[min(len(server_self.received), len(answers)) - 1])
                 body = json.dumps({"error": {"message": f"Incorrect API key provided: {auth}",
                                              "headers": dict(self.headers)}}).encode()
                 self.send_response(status)
@@ -345,6 +347,15 @@ class EchoingServer:
                 self.send_header("X-Echo-Authorization", auth)
                 self.end_headers()
                 self.wfile.write(body)
+
+            def stream(self, text):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                chunk = {"choices": [{"index": 0, "delta": {"content": text}}]}
+                self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n")
+                self.wfile.flush()
+                self.close_connection = True
 
             def log_message(self, *args):
                 pass
@@ -410,3 +421,19 @@ def test_an_api_key_from_the_environment_never_reaches_the_cli_output_or_trace(t
     assert done.returncode != 0 and "401" in done.stderr + done.stdout
     assert KEY not in done.stdout and KEY not in done.stderr
     assert not trace.exists() or KEY not in trace.read_text()
+
+
+def test_an_api_key_never_reaches_the_output_or_trace_of_a_successful_ask(tmp_path):
+    plan = '1. echo("hello")\njoin()<END_OF_PLAN>'
+    with EchoingServer(200, answers=(plan, "Thought: done.\nAction: Finish(said hello)")) as server:
+        trace = tmp_path / "trace.json"
+        env = dict(os.environ, OPENAI_API_KEY=KEY, PYTHONPATH=os.path.dirname(__file__))
+        done = subprocess.run(
+            [sys.executable, "-m", "llmcompiler", "ask", "Say hello", "--base-url", server.url,
+             "--model", "m", "--tools", "cli_fixture_tools", "--trace", str(trace), "--timeout", "10"],
+            capture_output=True, text=True, timeout=60, env=env,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 0, done.stderr
+    assert len(server.received) == 2 and all(KEY in header for header in server.received)
+    assert "said hello" in done.stdout and trace.exists() and "echo" in trace.read_text()
+    assert KEY not in done.stdout + done.stderr + trace.read_text()
