@@ -1,4 +1,5 @@
-"""One contract, run against every executor kind a tool can name: "thread", "process" and "async".
+"""One contract, run against every executor kind a tool can name: "thread", "process" and "async"
+(and, where observations travel, against both stores).
 
 Each case states what a user of any kind may rely on: references are filled in, a tool's exception fails
 its task and skips its dependents, a timeout fails the task and the run goes on, retries retry, cancel
@@ -59,19 +60,21 @@ def closed_gate():
     fx.GATE.set()  # an abandoned thread call returns now; the leak check then sees its thread end
 
 
+@pytest.mark.parametrize("store", ["local", "manager"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_references_are_filled_in_whole_and_in_text(kind):
+def test_references_are_filled_in_whole_and_in_text(kind, store):
     plan = '1. add(1, 2)\n2. add($1, 10)\n3. join_text("got $2", $1, [$2])\njoin()'
-    with Engine(tools_for(kind), process_workers=2) as engine:
+    with Engine(tools_for(kind), process_workers=2, store=store) as engine:
         result = engine.run(plan, timeout=WAIT)
     assert result.observations == {1: 3, 2: 13, 3: "got 13 | 3 | [13]"}
     assert not result.failures
 
 
+@pytest.mark.parametrize("store", ["local", "manager"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_raising_tool_fails_its_task_and_skips_its_dependents(kind):
+def test_a_raising_tool_fails_its_task_and_skips_its_dependents(kind, store):
     plan = '1. add(1, 1)\n2. fail("no such city")\n3. add($2, 1)\n4. join_text($3, $1)\n5. add($1, 5)'
-    with Engine(tools_for(kind), process_workers=2) as engine:
+    with Engine(tools_for(kind), process_workers=2, store=store) as engine:
         result = engine.run(plan, timeout=WAIT)
     assert result.observations == {1: 2, 5: 7}
     failure = result.failures[2]
