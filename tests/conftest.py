@@ -50,20 +50,20 @@ def descendant_pids() -> set:
 
 
 def child_pids() -> set:
-    """Live processes below this one, less multiprocessing's own long-lived helpers (the forkserver
+    """Live processes below this one, less multiprocessing's own long-lived processes (the forkserver
     and the resource tracker, which live until the interpreter exits, by design)."""
-    return descendant_pids() - _multiprocessing_helpers()
+    return descendant_pids() - _multiprocessing_servers()
 
 
-def _multiprocessing_helpers() -> set:
-    helpers = set()
+def _multiprocessing_servers() -> set:
+    found = set()
     forkserver = sys.modules.get("multiprocessing.forkserver")
     if forkserver is not None and forkserver._forkserver._forkserver_pid:
-        helpers.add(forkserver._forkserver._forkserver_pid)
+        found.add(forkserver._forkserver._forkserver_pid)
     tracker = sys.modules.get("multiprocessing.resource_tracker")
     if tracker is not None and tracker._resource_tracker._pid:
-        helpers.add(tracker._resource_tracker._pid)
-    return helpers
+        found.add(tracker._resource_tracker._pid)
+    return found
 
 
 @pytest.fixture(autouse=True)
