@@ -173,3 +173,21 @@ def test_a_thread_observation_the_manager_cannot_store_fails_only_its_task():
     assert failure.error_type == "TypeError" and "lock" in failure.message
     assert kinds(result) == {1: failure.kind, 2: "skipped"}
     assert result.observations == {3: 3, 4: 16}
+
+
+def test_pools_rebuilt_after_worker_deaths_hold_no_more_descriptors():
+    """Found by ``make stress`` (soak: 32 -> 109 open descriptors over 10 rebuilds): a retired
+    pool's pipes stay open until the engine closes. After the first rebuild, more deaths must not
+    add descriptors."""
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    counts = []
+    with Engine(registry(), process_workers=1) as engine:
+        for _ in range(5):
+            result = engine.run("1. exit_politely()\n2. square(2)", timeout=WAIT)  # a warm pool
+            died = engine.run(f"1. kill_self_logging({os.devnull!r})\n2. square(3)", timeout=WAIT)
+            assert died.failures[1].kind == "worker-died" and died.observations == {2: 9}
+            assert result.observations == {2: 4}
+            counts.append(open_fds())
+    assert counts[-1] <= counts[0], counts
