@@ -2,6 +2,8 @@
 
 import random
 
+import pytest
+
 from llmcompiler.graph import TaskGraph
 
 
@@ -98,3 +100,75 @@ def test_cancel_all_returns_every_unfinished_task():
     graph.add(3, [9])
     assert graph.cancel_all() == [2, 3]
     assert graph.unfinished == 0
+
+
+# -- phase checks, as graphlib makes them: misuse raises at once, naming the task ---------------------
+
+MISUSE = (ValueError, RuntimeError)  # graphlib raises ValueError; a RunError would do as well
+
+
+def test_done_on_an_unknown_task_raises_naming_it():
+    graph = TaskGraph()
+    graph.add(1, [])
+    with pytest.raises(MISUSE, match=r"\b5\b"):
+        graph.done(5)
+    assert graph.unfinished == 1
+
+
+def test_done_on_a_task_still_waiting_raises_naming_it():
+    graph = TaskGraph()
+    graph.add(1, [])
+    graph.add(2, [1])
+    with pytest.raises(MISUSE, match=r"\b2\b"):
+        graph.done(2)
+    assert graph.done(1) == [2]  # the failed call changed nothing
+
+
+def test_done_twice_raises_and_releases_nothing_twice():
+    graph = TaskGraph()
+    graph.add(1, [])
+    graph.add(2, [1])
+    assert graph.done(1) == [2]
+    with pytest.raises(MISUSE, match=r"\b1\b"):
+        graph.done(1)
+    assert graph.waiting == {} and graph.active == {2}
+
+
+def test_random_operations_keep_the_counts_consistent():
+    """add / done / fail in random order against a plain model of the same graph."""
+    rng = random.Random(11)
+    for _ in range(200):
+        graph, deps, state = TaskGraph(), {}, {}
+        for idx in range(1, rng.randint(2, 40)):
+            deps[idx] = rng.sample(range(1, idx), min(idx - 1, rng.randint(0, 3)))
+            graph.add(idx, deps[idx])
+            state[idx] = "ready" if not deps[idx] else "waiting"
+        while any(s == "ready" for s in state.values()):
+            idx = rng.choice([i for i, s in state.items() if s == "ready"])
+            if rng.random() < 0.2:
+                dead = set(graph.fail(idx))
+                state[idx] = "failed"
+                expected_dead = _downstream(idx, deps) - {i for i, s in state.items() if s in ("done", "failed", "dead")}
+                assert dead == expected_dead
+                for i in dead:
+                    state[i] = "dead"
+            else:
+                released = set(graph.done(idx))
+                state[idx] = "done"
+                assert released == {i for i, s in state.items() if s == "waiting" and
+                                    all(state[d] == "done" for d in deps[i])}
+                for i in released:
+                    state[i] = "ready"
+            assert graph.unfinished == sum(s in ("ready", "waiting") for s in state.values())
+        assert graph.unfinished == 0
+
+
+def _downstream(idx, deps):
+    found, changed = set(), True
+    while changed:
+        changed = False
+        for task, needs in deps.items():
+            if task not in found and (idx in needs or found & set(needs)):
+                found.add(task)
+                changed = True
+    return found
