@@ -15,10 +15,12 @@ import io
 import pickle
 import traceback as traceback_module
 from multiprocessing.reduction import ForkingPickler
+
+from .errors import WorkerReturnError
 from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
 
 __all__ = ["CallOutcome", "ProcessCall", "Unsendable", "run_call", "load_target", "pickled_outcome",
-           "unpickled_outcome", "sendable", "received", "dumps"]
+           "unpickled_outcome", "returnable", "sendable", "received", "dumps"]
 
 
 def dumps(value: Any) -> bytes:
@@ -121,16 +123,36 @@ def pickled_outcome(outcome: CallOutcome) -> bytes:
     except Exception as err:
         reason = f"{type(err).__name__}: {err}"
     if outcome.error is None:
-        replacement: BaseException = TypeError(
+        replacement: BaseException = WorkerReturnError(
             f"the result, of type {type(outcome.value).__name__}, cannot be pickled back from the "
             f"worker process ({reason}); return plain data (str, numbers, lists, dicts)")
         text = ""
     else:
-        replacement = RuntimeError(
-            f"{type(outcome.error).__name__}: {outcome.error} (the exception itself cannot be pickled "
-            f"back from the worker process: {reason})")
+        replacement = _unreturnable_error(outcome.error, reason)
         text = outcome.traceback
     return dumps(outcome._replace(value=None, error=replacement, traceback=text))
+
+
+def returnable(outcome: CallOutcome) -> CallOutcome:
+    """``outcome`` with an exception that could not be rebuilt in the parent (pickling works, unpickling
+    fails: a class whose ``__init__`` needs other arguments, say) replaced by a ``WorkerReturnError``
+    naming it. Only outcomes with an error pay for the check."""
+    if outcome.error is None:
+        return outcome
+    try:
+        pickle.loads(dumps(outcome.error))
+        return outcome
+    except Exception as err:
+        return outcome._replace(error=_unreturnable_error(outcome.error, f"{type(err).__name__}: {err}"))
+
+
+def _unreturnable_error(error: BaseException, reason: str) -> BaseException:
+    try:
+        text = str(error)
+    except Exception:
+        text = "(its message cannot be shown)"
+    return WorkerReturnError(f"the tool raised {type(error).__name__}: {text}, and that exception cannot "
+                             f"come back from the worker process ({reason})")
 
 
 def unpickled_outcome(blob: bytes, started: float, finished: float, worker: str) -> CallOutcome:
@@ -139,8 +161,8 @@ def unpickled_outcome(blob: bytes, started: float, finished: float, worker: str)
     try:
         return pickle.loads(blob)
     except Exception as err:
-        error = TypeError(f"the call's outcome came back but cannot be unpickled in this process "
-                          f"({type(err).__name__}: {err})")
+        error = WorkerReturnError(f"the call's outcome came back but cannot be unpickled in this process "
+                                  f"({type(err).__name__}: {err})")
         return CallOutcome(None, error, "", started, finished, worker)
 
 

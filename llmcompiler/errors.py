@@ -20,6 +20,7 @@ The tree, and who raises what:
         StoreError                           the observation store failed (e.g. its manager died)
         ProcessStartError                    worker processes cannot be started safely from here
     RenderError (ValueError)               a value's own __str__ failed where its exact text was needed
+    WorkerReturnError (TypeError)          a call's value or exception cannot come back from its worker
       SubstitutionError                    ... while filling "$N" into a task's string argument
       LLMError (RuntimeError)              talking to a language model failed
         LLMConnectionError (ConnectionError)
@@ -58,6 +59,7 @@ __all__ = [
     "JoinerOutputError",
     "RenderError",
     "ProcessStartError",
+    "WorkerReturnError",
     "SubstitutionError",
     "ToolConfigError",
 ]
@@ -260,3 +262,9 @@ class ToolConfigError(ToolDefinitionError):
         super().__init__(message)
         self.path = path
         self.problems = list(problems)
+
+
+class WorkerReturnError(LLMCompilerError, TypeError):
+    """What a call's outcome became when its value or its exception could not be sent back from the
+    worker process (it cannot be pickled there, or unpickled here). The message names the type; the
+    tool's own traceback text, when there was one, is kept in the task's ``TaskFailure``."""

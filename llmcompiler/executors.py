@@ -49,7 +49,8 @@ from concurrent.futures import Future
 from concurrent.futures.process import ProcessPoolExecutor
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .calls import (CallOutcome, ProcessCall, Unsendable, dumps, pickled_outcome, received, run_call,
+from .calls import (CallOutcome, ProcessCall, Unsendable, dumps, pickled_outcome, received, returnable,
+                    run_call,
                     sendable, unpickled_outcome)
 from .lifeline import lifeline_reader, watch_parent
 from .mainguard import check_main_guard
@@ -104,6 +105,7 @@ class _Outcomes:
         self.single = single
 
     def __reduce__(self) -> Any:
+        self.outcomes = [returnable(o) if o.error is not None else o for o in self.outcomes]
         stamps = [(o.started, o.finished, o.worker) for o in self.outcomes]
         try:  # plain tuples: pickled by the C pickler alone, with no class to look up per call
             blob = dumps([tuple(o) for o in self.outcomes])

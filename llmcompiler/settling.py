@@ -16,7 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Any, Callable, List, Optional
 
-from .errors import StoreError, TaskTimeoutError
+from .errors import StoreError, TaskTimeoutError, WorkerReturnError
 from .eventlog import CODE
 from .faults import (breakage_verdict, explain_pickling, failure_kind, format_traceback,
                      is_pickling_error, retry_delay)
@@ -94,6 +94,8 @@ class Settling:
             error = self._breakage(attempt, error)
             if error is None:
                 return  # resubmitted: it was only caught in another worker's death
+        elif isinstance(error, WorkerReturnError):  # the engine's words: say which task
+            error = WorkerReturnError(f"task {idx}: tool '{tool.name}': {error}")
         elif error is not None and attempt.kind == "process" and is_pickling_error(error):
             error = explain_pickling(idx, tool.name, attempt.args, attempt.kwargs, error)
         elif isinstance(error, CancelledError) and not self._cancelled:

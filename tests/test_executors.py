@@ -11,6 +11,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
+from llmcompiler.errors import WorkerReturnError
+
 import llmcompiler.executors as executors
 from llmcompiler.errors import ToolDefinitionError
 from llmcompiler.executors import CallOutcome, Pools, ProcessCall, Timers, default_start_method
@@ -76,7 +78,7 @@ def test_what_a_tool_raises_comes_back_even_when_it_cannot_be_pickled(pools):
                                     ProcessCall(2, f"{FX}:call_sys_exit", (4,), {}),
                                     ProcessCall(3, f"{FX}:no_such_tool", (), {})])
     unpicklable, exited, missing = future.result(WAIT)
-    assert isinstance(unpicklable.error, RuntimeError)
+    assert isinstance(unpicklable.error, WorkerReturnError)
     assert "UnpicklableError: boom" in str(unpicklable.error) and "UnpicklableError" in unpicklable.traceback
     assert isinstance(exited.error, SystemExit) and exited.error.code == 4  # the worker lives on
     assert isinstance(missing.error, ToolDefinitionError) and "no_such_tool" in str(missing.error)
@@ -150,7 +152,7 @@ def test_a_worker_is_blamed_for_the_call_it_was_killed_for(pools):
 def test_outcomes_that_cannot_be_unpickled_here_fail_their_calls_not_the_pool():
     stamps = [(1.0, 2.0, "process-7"), (2.0, 3.0, "process-7")]
     outcomes = executors._rebuilt(b"not a pickle", stamps, single=False)
-    assert [type(o.error) for o in outcomes] == [TypeError, TypeError]
+    assert [type(o.error) for o in outcomes] == [WorkerReturnError, WorkerReturnError]
     assert "cannot be unpickled in this process" in str(outcomes[0].error)
     assert [(o.started, o.finished, o.worker) for o in outcomes] == stamps
 

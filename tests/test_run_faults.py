@@ -129,9 +129,9 @@ def test_ctrl_c_mid_run_cancels_and_returns_what_was_observed():
     assert threading.current_thread() is threading.main_thread()
     seen, sent = set(), threading.Event()
 
-    def interrupt_when_ready(event):
+    def interrupt_when_ready(event):  # a process call's start is known when it ends: "submitted"
         seen.add((event.kind, event.task))
-        if {("finished", 1), ("started", 2)} <= seen and not sent.is_set():
+        if {("finished", 1), ("submitted", 2)} <= seen and not sent.is_set():
             sent.set()
             os.kill(os.getpid(), signal.SIGINT)
 
