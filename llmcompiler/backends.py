@@ -92,17 +92,23 @@ class Backends:
                 self.pools.retire(self.pools.process_generation())
         raise BrokenProcessPool("the process pool broke twice while the call was being submitted")
 
-    def stop(self, attempts: Iterable[Any]) -> None:
-        """Stop these attempts' calls (cancelled or timed out): kill, cancel or abandon, by kind."""
-        by_generation: Dict[Any, List[int]] = {}
+    def stop(self, attempts: Iterable[Any]) -> List[Any]:
+        """Stop these attempts' calls (cancelled or timed out): kill, cancel or abandon, by kind.
+        Returns the process attempts that could not be stopped yet: handed to the pool, not begun in
+        a worker (no worker runs them to be killed, and their work item can no longer be cancelled)."""
+        by_generation: Dict[Any, List[Any]] = {}
         for attempt in attempts:
             future = attempt.future
-            if future is not None and future.cancel():
-                continue  # its work item had not started: nothing more to stop
+            if future is not None and (future.done() or future.cancel()):
+                continue  # over, or its work item had not started: nothing more to stop
             if attempt.kind == "process" and attempt.generation is not None:
-                by_generation.setdefault(attempt.generation, []).append(attempt.token)
-        for generation, tokens in by_generation.items():
-            self.pools.kill_tokens(generation, tokens)
+                by_generation.setdefault(attempt.generation, []).append(attempt)
+        unstopped = []
+        for generation, group in by_generation.items():
+            running = generation.running_tokens()
+            self.pools.kill_tokens(generation, [a.token for a in group if a.token in running])
+            unstopped += [a for a in group if a.token not in running]
+        return unstopped
 
     def retire(self, attempt: Any) -> None:
         if attempt.generation is not None:

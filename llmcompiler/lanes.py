@@ -21,6 +21,7 @@ lanes only after releasing their own lock.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -46,6 +47,8 @@ class ThreadLane:
         self._runs: Deque[Any] = deque()  # runs with ready thread tasks, in turn order
         self.queued: set = set()          # the runs in _runs (each at most once); read as a hint
         self._threads: List[threading.Thread] = []
+        self._names = itertools.count(1)
+        self._lent = 0                    # workers lent for abandoned calls still running
         self._idle = 0                    # workers waiting for work
         self._waking = 0                  # workers notified or started, not yet back for work
         self.calls = 0                    # thread calls started so far, counted by the runs without
@@ -89,12 +92,21 @@ class ThreadLane:
         if self._idle:
             self._waking += 1
             self._work.notify()
-        elif len(self._threads) < self.size:
+        elif len(self._threads) < self.size + self._lent:
             self._waking += 1
-            thread = threading.Thread(target=self._loop, name=f"{self._name}-{len(self._threads) + 1}",
+            thread = threading.Thread(target=self._loop, name=f"{self._name}-{next(self._names)}",
                                       daemon=True)
             self._threads.append(thread)
             thread.start()
+
+    def lend(self, count: int) -> None:
+        """``count`` thread calls were abandoned (timed out or cancelled, still running): the lane may
+        start that many workers beyond its size, so abandoned calls never starve other tasks;
+        a negative count: abandoned calls came back, and as many workers retire once idle."""
+        with self._lock:
+            self._lent = max(0, self._lent + count)
+            if count > 0:
+                self._wake()
 
     def _watch_for(self, calls: int) -> Any:
         def watch() -> None:
@@ -122,6 +134,9 @@ class ThreadLane:
                     self._idle_until_woken()
                 while not self._runs:
                     if self._closed:
+                        return
+                    if len(self._threads) > self.size + self._lent:  # a lent worker, no longer needed
+                        self._threads.remove(threading.current_thread())
                         return
                     self._idle_until_woken()
                 if self._closed:

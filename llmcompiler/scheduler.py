@@ -119,6 +119,7 @@ class Run(Settling):
         self._breakages: Dict[int, int] = {}   # idx -> process pool breakages it was caught in
         self._handoffs: List[Any] = []         # HeldTasks of other runs handed a slot, resumed after the lock
         self._abandoned = 0
+        self._lane_debt = 0   # abandoned thread calls not yet told to the thread lane (+) or back (-)
         self._listeners = 0
         self._closed = self._cancelled = self._over = False
         self._on_over: List[Callable[[], None]] = []
@@ -390,7 +391,7 @@ class Run(Settling):
                 kinds = self._ready.kinds() if self._ready.count else ()
             if attempt is None or len(kinds) > 1 or (kinds and kinds[0] != "thread"):
                 self._offer(kinds, wake=False)
-            elif self._listeners or self._handoffs:
+            elif self._listeners or self._handoffs or self._lane_debt:
                 self._after()
         return quick, calls
 
@@ -495,6 +496,10 @@ class Run(Settling):
         self._after()
 
     def _after(self) -> None:
+        if self._lane_debt:  # the thread lane lends a worker for each abandoned call still running
+            with self._lock:
+                debt, self._lane_debt = self._lane_debt, 0
+            self._parts.threads.lend(debt)
         if self._handoffs:
             with self._lock:
                 handoffs, self._handoffs = self._handoffs, []

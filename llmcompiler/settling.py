@@ -88,6 +88,7 @@ class Settling:
         if attempt.stale or self._attempts.get(idx) is not attempt:
             if attempt.stale and attempt.kind == "thread" and attempt.abandoned:
                 self._abandoned -= 1  # an abandoned thread call came back at last
+                self._lane_debt -= 1
             return
         error = outcome.error
         if isinstance(error, BrokenProcessPool):
@@ -159,18 +160,36 @@ class Settling:
                 return
             if attempt.kind == "process":
                 attempt.expired = error  # the worker is killed; the pool's breakage settles it
-                stop = [attempt]
             else:  # a thread, a coroutine or a remote call: settled now, stopped if it can be
-                self._settle(attempt, Outcome(None, error, "", 0.0, 0.0, None), call_ended=False)
-                attempt.stale = True
-                if attempt.kind == "thread":
-                    attempt.abandoned = True
-                    self._abandoned += 1
-                stop = [attempt] if attempt.kind != "thread" else []
+                self._settle_stale(attempt, error)
             kinds = self._ready.kinds()
-        if stop:
-            self._parts.backends.stop(stop)
+        if attempt.kind != "thread" and self._parts.backends.stop([attempt]):
+            # Not stopped: a process call that has not begun in a worker yet (so no worker can be
+            # killed for it). It is timed out now, and its worker killed once it begins.
+            with self._lock:
+                if self._attempts.get(attempt.idx) is attempt and not attempt.stale:
+                    self._settle_stale(attempt, error)
+                kinds = self._ready.kinds()
+            self._stop_when_started(attempt, 0.01)
         self._offer(kinds, wake=True)
+
+    def _settle_stale(self, attempt: Attempt, error: BaseException) -> None:
+        """Under the lock: fail a still-running attempt now; its call goes on, no longer counting."""
+        self._settle(attempt, Outcome(None, error, "", 0.0, 0.0, None), call_ended=False)
+        attempt.stale = True
+        if attempt.kind == "thread":
+            attempt.abandoned = True
+            self._abandoned += 1
+            self._lane_debt += 1
+
+    def _stop_when_started(self, attempt: Attempt, delay: float) -> None:
+        """Stop a stale call that had not begun when it was to be stopped: look again after ``delay``
+        (doubling, at most 1 s) until it has been stopped or has ended."""
+        future = attempt.future
+        if future is None or future.done() or not self._parts.backends.stop([attempt]):
+            return
+        self._parts.timers.schedule(time.monotonic() + delay,
+                                    partial(self._stop_when_started, attempt, min(2 * delay, 1.0)))
 
     def _retry(self, idx: int) -> None:
         """Timer callback: the backoff before a retry is over; the task is ready again."""
@@ -255,6 +274,7 @@ class Settling:
             if attempt.kind == "thread":
                 attempt.abandoned = True
                 self._abandoned += 1
+                self._lane_debt += 1
         self._attempts.clear()
         self._ready.clear()
         now = time.perf_counter()
