@@ -246,6 +246,24 @@ class ProcessGeneration:
         processes = list((self.pool._processes or {}).values())
         return (manager is None or not manager.is_alive()) and all(p.exitcode is not None for p in processes)
 
+    def release(self) -> None:
+        """Close the pipes of a generation that is over, now: its pool, its queues and the manager
+        thread's wakeup form reference cycles, so left to the garbage collector each broken pool
+        would hold its descriptors for a while. (``_result_queue``, ``_call_queue`` and the wakeup are private to
+        concurrent.futures, with the same meaning since 3.8; each close is idempotent.)"""
+        for name in ("_result_queue", "_call_queue", "_executor_manager_thread_wakeup"):
+            queue = getattr(self.pool, name, None)
+            if queue is not None:
+                try:
+                    queue.close()
+                except (OSError, ValueError):
+                    pass  # already closed
+        for process in list((self.pool._processes or {}).values()):
+            try:
+                process.close()  # its sentinel pipe; it has exited (over() said so)
+            except ValueError:
+                pass  # still running after all: the garbage collector will see to it
+
     def kill(self, wait: bool = True) -> None:
         """Kill every worker process of this generation at once (SIGKILL); with ``wait``, reap them."""
         processes = list((self.pool._processes or {}).values())
@@ -331,7 +349,13 @@ class Pools:
                 self._process = None
                 # Generations retired earlier are dropped once over, so a long-lived engine whose
                 # pools keep breaking (timeouts, cancelled runs) holds only the ones still ending.
-                self._retired = [g for g in self._retired if not g.over()] + [generation]
+                still_ending = []
+                for retired in self._retired:
+                    if retired.over():
+                        retired.release()
+                    else:
+                        still_ending.append(retired)
+                self._retired = still_ending + [generation]
 
     def kill_tokens(self, generation: ProcessGeneration, tokens: Iterable[int]) -> int:
         """SIGKILL only the workers of ``generation`` running one of ``tokens`` now (a timed-out call,
