@@ -26,7 +26,7 @@ def sleep(seconds: float, *after: Any) -> float:
     return seconds
 
 
-def noop(*args: Any) -> None:
+def noop(*args: Any, **kwargs: Any) -> None:
     """Do nothing (dispatch cost only)."""
     return None
 
