@@ -98,3 +98,19 @@ def random_dag_text(size: int, seed: int, max_dependencies: int = 3, tool: str =
 def independent(count: int, tool: str, *args: Any) -> List[Task]:
     """``count`` tasks with no dependencies, all calling ``tool(*args)``."""
     return [Task(idx, tool, args) for idx in range(1, count + 1)]
+
+
+def mixed_latency(unit: float) -> List[Task]:
+    """Where ordering by task count misleads: a chain of 2 ``slow`` tasks of 10 units each, two
+    chains of 6 ``quick`` tasks of 1 unit, and 6 independent ``quick`` fillers (tools ``slow`` and
+    ``quick`` are both ``sleep``, registered under two names so that each has its own mean)."""
+    tasks = [Task(1, "slow", (10 * unit,)), Task(2, "slow", (10 * unit, "$1"))]
+    idx = 3
+    for _ in range(2):
+        first = idx
+        tasks.append(Task(idx, "quick", (unit,)))
+        for idx in range(first + 1, first + 6):
+            tasks.append(Task(idx, "quick", (unit, f"${idx - 1}")))
+        idx += 1
+    tasks += [Task(n, "quick", (unit,)) for n in range(idx, idx + 6)]
+    return tasks
