@@ -154,7 +154,7 @@ def workload_lines(workload: Workload) -> List[str]:
     return lines
 
 
-_TABLE = "{:<10} {:<34} {:>9} {:>9} {:>9} {:>9} {:<13} {:<16} {}"
+_TABLE = "{:<10} {:<40} {:>9} {:>9} {:>9} {:>9} {:<13} {:<16} {}"
 
 
 def _cell(row: Optional[Row]) -> str:
@@ -174,7 +174,7 @@ def table_lines(workloads: List[Workload]) -> List[str]:
         for item in workload.lines:
             verdict = {None: "", True: "met", False: "NOT met"}[item.met()]
             lines.append(_TABLE.format(
-                workload.name[:10], f"{item.what} ({item.unit})"[:34],
+                workload.name[:10], f"{item.what} ({item.unit})"[:40],
                 *[_cell(item.cells.get(column)) for column in COLUMNS],
                 _ratio(item.ratio), item.target.text if item.target else "", verdict).rstrip())
         lines += [f"{workload.name[:10]:<10} skipped: {reason}" for reason in workload.skipped]

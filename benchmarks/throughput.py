@@ -11,6 +11,7 @@ output, parsed inside its timing). The plan is a seeded random DAG of no-op tool
 from __future__ import annotations
 
 import gc
+import statistics
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional
@@ -81,6 +82,14 @@ def throughput(config: Config) -> Workload:
             samples[size] = alternate(variants, config.reps)
     for size in sizes:
         _size_lines(workload, size, samples[size], limit)
+    scale: Dict[str, Dict[int, Optional[float]]] = {}
+    for size in sizes:
+        for name, found in samples[size].items():
+            column, form = name.split("/")
+            if column != "baseline":
+                values = per_task(found["s"], size)
+                scale.setdefault(f"{column} {form}", {})[size] = statistics.median(values)
+    workload.params["scale"] = scale
     smallest = min(s for s in sizes if s >= 1_000)
     for form in FORMS:
         flat = Row(f"ours/{form}: us/task at {sizes[-1]:,} / at {smallest:,}", "x",
