@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test bench demo clean
+.PHONY: test bench bench-quick bench-dask demo clean
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,22 @@ test: $(VENV)/.pytest-installed
 bench:
 	$(PYTHON) -m benchmarks
 
+bench-quick:
+	$(PYTHON) -m benchmarks --quick
+
+# The same suite with dask's threaded scheduler as one more column, from a separate environment
+# (dask is never a dependency of the project).
+DASK_VENV := .venv-dask
+$(DASK_VENV)/.dask-installed:
+	$(PYTHON) -m venv $(DASK_VENV)
+	$(DASK_VENV)/bin/python -m pip install --quiet dask
+	touch $@
+
+bench-dask: $(DASK_VENV)/.dask-installed
+	$(DASK_VENV)/bin/python -m benchmarks
+
 demo:
 	$(PYTHON) -m llmcompiler demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(DASK_VENV) .pytest_cache

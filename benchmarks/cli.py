@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help="fewer repetitions and smaller sizes, under a minute (a smoke test, not a "
                              "measurement)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="the smallest sizes, one repetition: checks that every workload runs (the test "
+                             "suite's mode; its figures mean nothing)")
     parser.add_argument("--only", metavar="NAME[,NAME]", type=_names,
                         help="run only these workloads (comma-separated)")
     parser.add_argument("--json", metavar="FILE", help="also write every raw sample and summary to FILE")
@@ -89,7 +92,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.reps is not None and args.reps < 1:
         _parser().error("--reps must be at least 1")
-    config = Config(quick=args.quick, reps=args.reps or (2 if args.quick else 5))
+    config = Config(quick=args.quick or args.tiny, tiny=args.tiny,
+                    reps=args.reps or (1 if args.tiny else 2 if args.quick else 5))
     argv_list = list(sys.argv[1:] if argv is None else argv)
     meta = report.metadata(config, argv_list)
     report.emit(report.header(meta))

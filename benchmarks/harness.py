@@ -31,13 +31,18 @@ class BenchmarkError(Exception):
 
 @dataclass(frozen=True)
 class Config:
-    """How much to measure: ``reps`` repetitions of each variant; ``quick`` shrinks sizes."""
+    """How much to measure: ``reps`` repetitions of each variant; ``quick`` shrinks sizes; ``tiny``
+    shrinks them further, for the test suite (its figures mean nothing)."""
 
     quick: bool = False
     reps: int = 5
+    tiny: bool = False
 
-    def pick(self, full: Any, quick: Any) -> Any:
-        """``full`` normally, ``quick`` under ``--quick``."""
+    def pick(self, full: Any, quick: Any, tiny: Any = None) -> Any:
+        """``full`` normally, ``quick`` under ``--quick``, ``tiny`` (default: ``quick``) under
+        ``--tiny``."""
+        if self.tiny:
+            return quick if tiny is None else tiny
         return quick if self.quick else full
 
 

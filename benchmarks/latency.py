@@ -20,7 +20,7 @@ from .harness import (Config, Row, Target, Variant, Workload, alternate, line, p
                       run_one_shot, run_ours, scaled, timed)
 from .tools import THREAD_TOOLS
 
-__all__ = ["latency", "PLANS"]
+__all__ = ["latency", "latency_plans", "Plan"]
 
 SAFETY_LIMIT = 10.0  # seconds: no baseline run that should finish may hang the suite
 
@@ -37,14 +37,19 @@ class Plan(NamedTuple):
     cold_target: Optional[Target]
 
 
-PLANS = [
-    Plan("one task", plans.independent(1, "noop"), 32, 0.0, None, Target("<=", 1.0, "<= 1 ms")),
-    Plan("chain 10 x 10 ms", plans.chain(10, "sleep", 0.010), 32, 0.100,
-         Target("<=", 101.5, "<= 101.5 ms"), None),
-    Plan("fan-out 50 x 20 ms", plans.fan_out_in(50, 0.020), 50, 0.020, Target("<=", 23.0, "<= 23 ms"), None),
-    Plan("500 x 1 ms, 8 workers", plans.independent(500, "sleep", 0.001), 8, 0.0625,
-         Target("<=", 66.0, "<= 66 ms"), None),
-]
+def latency_plans(tiny: bool = False) -> List[Plan]:
+    """The workload's plans (``tiny``: shorter ones, for the test suite)."""
+    chain, fan, many = (3, 10, 50) if tiny else (10, 50, 500)
+    return [
+        Plan("one task", plans.independent(1, "noop"), 32, 0.0, None, Target("<=", 1.0, "<= 1 ms")),
+        Plan(f"chain {chain} x 10 ms", plans.chain(chain, "sleep", 0.010), 32, chain * 0.010,
+             Target("<=", chain * 10 + 1.5, f"<= {chain * 10 + 1.5:g} ms"), None),
+        Plan(f"fan-out {fan} x 20 ms", plans.fan_out_in(fan, 0.020), fan, 0.020,
+             Target("<=", 23.0, "<= 23 ms"), None),
+        Plan(f"{many} x 1 ms, 8 workers", plans.independent(many, "sleep", 0.001), 8, many * 0.001 / 8,
+             Target("<=", many * 0.001 / 8 * 1e3 * 66 / 62.5, f"<= {many * 0.001 / 8 * 1e3 * 66 / 62.5:g} ms"),
+             None),
+    ]
 
 
 def _cold_yardstick(tasks: List[Any], workers: int) -> float:
@@ -74,12 +79,13 @@ def _variants(plan: Plan, engine: Engine, pool: ThreadPoolExecutor, with_dask: b
 def latency(config: Config) -> Workload:
     """Makespans of the four plans, warm and cold, for every engine; cold minus warm on the chain."""
     with_dask = yardstick.dask_available() is not None
-    workload = Workload("latency", "warm Engine vs one-shot run_tasks: 1 task; chain; fan-out; 500 x 1 ms",
+    chosen = latency_plans(config.tiny)
+    workload = Workload("latency", "warm Engine vs one-shot run_tasks: 1 task; chain; fan-out; many x 1 ms",
                         {plan.name: {"tasks": len(plan.tasks), "workers": plan.workers, "ideal_s": plan.ideal}
-                         for plan in PLANS})
+                         for plan in chosen})
     if not with_dask:
         workload.skipped.append("dask: not installed")
-    for plan in PLANS:
+    for plan in chosen:
         with Engine(THREAD_TOOLS, max_workers=plan.workers) as engine, ThreadPoolExecutor(plan.workers) as pool:
             samples = alternate(_variants(plan, engine, pool, with_dask), config.reps)
         _plan_lines(workload, plan, samples)

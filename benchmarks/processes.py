@@ -66,7 +66,7 @@ def _textbook(tasks: List[Any], pool: ProcessPoolExecutor, tools: Dict[str, Any]
 
 def cpu_bound(config: Config) -> Workload:
     """8 independent ~0.3 s pure-Python tasks: serial, thread tools, process tools, the yardstick."""
-    count, seconds = 8, config.pick(0.3, 0.05)
+    count, seconds = 8, config.pick(0.3, 0.05, 0.01)
     cpus = usable_cpus()
     workers = os.cpu_count() or 1
     loops = calibrate(seconds)
@@ -118,7 +118,7 @@ def _chain_through_pool(pool: ProcessPoolExecutor, length: int, step: float) -> 
 def process_dispatch(config: Config) -> Workload:
     """2,000 no-op process tasks on 2 workers, and a 10 x 10 ms process chain: ours, the textbook
     scheduler on a ProcessPoolExecutor, and plain ``submit``."""
-    count, length, step = config.pick(2_000, 300), 10, 0.010
+    count, length, step = config.pick(2_000, 300, 100), 10, 0.010
     workers = 2
     method = _start_method()
     fan_tasks = plans.independent(count, "noop")

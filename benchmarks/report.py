@@ -82,13 +82,14 @@ def metadata(config: Config, argv: List[str]) -> Dict[str, Any]:
         "argv": argv,
         "load_average_1min": load_average(),
         "quick": config.quick,
+        "tiny": config.tiny,
         "reps": config.reps,
     }
 
 
 def header(meta: Dict[str, Any]) -> List[str]:
     """The lines above the table."""
-    mode = "quick" if meta["quick"] else "full"
+    mode = "tiny" if meta.get("tiny") else "quick" if meta["quick"] else "full"
     return [
         f"llmcompiler benchmarks, {meta['date']}  ({mode}: {meta['reps']} repetitions each, alternating)",
         f"Python {meta['python']} ({meta['implementation']}), {meta['cpu_count']} CPUs "
@@ -114,6 +115,8 @@ def _number(value: float) -> str:
         return f"{value:.1f}"
     if abs(value) >= 1:
         return f"{value:.2f}"
+    if abs(value) < 0.01:
+        return "<0.01" if value > 0 else ">-0.01"
     return f"{value:.2g}"
 
 

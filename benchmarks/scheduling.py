@@ -47,7 +47,7 @@ def _latency_workload(config: Config, workload: Workload, tasks: Any, workers: i
 
 def layers(config: Config) -> Workload:
     """5 layers of 8 sleeps of 5 ms, each task on every task of the layer before; 8 workers."""
-    depth, width, step = 5, 8, 0.005
+    depth, width, step = config.pick(5, 5, 2), 8, 0.005
     ideal = depth * step
     return _latency_workload(
         config, Workload("layers", f"{depth} layers x {width} sleep({step * 1e3:g} ms), all-to-all",
@@ -159,7 +159,7 @@ def _cpu_use(func: Callable[[], Any], margin: float, window: float) -> Dict[str,
 
 def idle(config: Config) -> Workload:
     """6. One 3 s sleep with 20 tasks waiting on it: CPU used meanwhile (the whole process)."""
-    waiters, seconds, reps = 20, config.pick(3.0, 0.5), config.pick(min(config.reps, 2), 1)
+    waiters, seconds, reps = 20, config.pick(3.0, 0.5, 0.2), config.pick(min(config.reps, 2), 1)
     margin = min(0.25, seconds * 0.2)
     window = seconds - 2 * margin
     tasks = plans.idle_wait(waiters, seconds)

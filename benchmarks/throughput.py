@@ -66,7 +66,7 @@ def _variants(form: str, size: int, engine: Engine, pool: ThreadPoolExecutor, li
 
 def throughput(config: Config) -> Workload:
     """Microseconds per task on each input form and size; the scale curve; 100k-vs-1k flatness."""
-    sizes = config.pick((100, 1_000, 10_000, 100_000), (100, 1_000, 3_000))
+    sizes = config.pick((100, 1_000, 10_000, 100_000), (100, 1_000, 3_000), (100, 1_000))
     limit = config.pick(5.0, 1.0)
     with_dask = yardstick.dask_available() is not None
     workload = Workload("throughput", f"random DAG of no-ops (<= 3 $N refs each, seed {SEED}), "
@@ -144,7 +144,7 @@ def _traced(run: Callable[[], Any]) -> Dict[str, float]:
 
 def memory(config: Config) -> Workload:
     """Peak bytes per task of one run on seed-form dicts, and memory still held after it."""
-    size = config.pick(100_000, 3_000)
+    size = config.pick(100_000, 3_000, 1_000)
     reps = min(config.reps, 3)
     plan = build_input("dicts", size)
     workload = Workload("memory", f"{size:,} no-op dicts (random DAG): tracemalloc peak and held after",
