@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import threading
 import time
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Sequence, Tuple
 
 from llmcompiler import Engine, LLMCompiler, ScriptedLLM, ToolRegistry, parse_plan
 from llmcompiler.baseline import run_sleep_retry

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, NamedTuple, Optional
 from llmcompiler import Engine
 
 from . import plans, yardstick
-from .harness import (Config, Row, Target, Variant, Workload, alternate, line, paired, run_baseline,
+from .harness import (Config, Row, Target, Variant, Workload, alternate, line, run_baseline,
                       run_one_shot, run_ours, scaled, timed)
 from .tools import THREAD_TOOLS
 
