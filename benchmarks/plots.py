@@ -134,15 +134,27 @@ def bar_chart(title: str, subtitle: str, unit: str, groups: Dict[str, Dict[str, 
             y = HEIGHT - BOTTOM - height
             body.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 2:.1f}" height="{height:.1f}" '
                         f'fill="{colour}"/>')
-            shown = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
-            body.append(f'<text x="{x + bar_w / 2 - 1:.1f}" y="{y - 3:.1f}" text-anchor="middle" '
-                        f'font-size="10">{shown}{"^" if value > top_value else ""}</text>')
+            shown = (f"{value:,.0f}" if value >= 100 else f"{value:.3g}") + ("^" if value > top_value else "")
+            if value > top_value:   # a white break near the top says the bar is cut
+                body.append(f'<line x1="{x:.1f}" y1="{y + 56:.1f}" x2="{x + bar_w - 2:.1f}" y2="{y + 50:.1f}" '
+                            f'stroke="white" stroke-width="3"/>')
+            body.append(_value_label(x + bar_w / 2 - 1, y, shown, cut=value > top_value))
         centre = LEFT + g * group_w + group_w / 2
         for n, text in enumerate(_wrap(group, max(6, int(group_w / 6.5)))):
             body.append(f'<text x="{centre:.1f}" y="{HEIGHT - BOTTOM + 16 + 13 * n}" '
                         f'text-anchor="middle" font-size="11">{escape(text)}</text>')
     legend = [(labels.get(c, c), COLOURS.get(c, "#555"), "") for c in columns]
     return _svg(body + _legend(legend), title, subtitle)
+
+
+def _value_label(x: float, y: float, text: str, cut: bool) -> str:
+    """A bar's value, written upwards from just above its top (or downwards inside a cut bar, in
+    white), so that the labels of narrow neighbouring bars never overlap."""
+    if cut:
+        return (f'<text x="{x:.1f}" y="{y + 4:.1f}" transform="rotate(90 {x:.1f} {y + 4:.1f})" '
+                f'dy="3" fill="white" font-size="10">{escape(text)}</text>')
+    return (f'<text x="{x:.1f}" y="{y - 3:.1f}" transform="rotate(-90 {x:.1f} {y - 3:.1f})" dy="3" '
+            f'font-size="10">{escape(text)}</text>')
 
 
 def _wrap(text: str, width: int) -> List[str]:

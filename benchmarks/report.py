@@ -113,7 +113,9 @@ def _number(value: float) -> str:
         return f"{value:.0f}"
     if abs(value) >= 10:
         return f"{value:.1f}"
-    if abs(value) >= 1:
+    if abs(value) >= 0.995:
+        return f"{value:.2f}"
+    if abs(value) >= 0.1:
         return f"{value:.2f}"
     if abs(value) < 0.01:
         return "<0.01" if value > 0 else ">-0.01"
