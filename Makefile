@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test bench demo clean stress test-dask
+.PHONY: test bench bench-quick bench-dask demo clean stress test-dask
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ test: $(VENV)/.pytest-installed
 bench:
 	$(PYTHON) -m benchmarks
 
+bench-quick:
+	$(PYTHON) -m benchmarks --quick
+
 demo:
 	$(PYTHON) -m llmcompiler demo
 
@@ -26,7 +29,7 @@ STRESS_ARGS ?=
 stress:
 	$(PYTHON) -m stress $(STRESS_ARGS)
 
-# The Dask tests, in an environment of their own with distributed from PyPI (the core never needs it).
+# Dask, in an environment of its own with distributed (and dask) from PyPI: the core never needs it.
 DASK_VENV := .venv-dask
 DASK_PY := $(DASK_VENV)/bin/python
 
@@ -35,8 +38,13 @@ $(DASK_VENV)/.installed:
 	$(DASK_PY) -m pip install --quiet "pytest>=7" distributed
 	touch $@
 
+# The Dask tests: a real LocalCluster on 127.0.0.1 serving tools through Engine(executors=...).
 test-dask: $(DASK_VENV)/.installed
-	$(DASK_PY) -m pytest tests/test_dask.py
+	$(DASK_PY) -m pytest tests/test_dask.py tests/test_dask_lane.py
+
+# The benchmarks with dask's threaded scheduler as one more column.
+bench-dask: $(DASK_VENV)/.installed
+	$(DASK_PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) $(DASK_VENV) .pytest_cache

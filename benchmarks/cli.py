@@ -8,23 +8,29 @@ import time
 import traceback
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import processes, report, scheduling, stores
+from . import concurrency, endtoend, latency, processes, report, scheduling, stores, throughput
 from .harness import Config, Workload, load_average
 
 __all__ = ["WORKLOADS", "main"]
 
 # name -> (function, one line for --help), in the order they run.
 WORKLOADS: Dict[str, Tuple[Callable[[Config], Workload], str]] = {
-    "chain": (scheduling.chain, "10 chained 10 ms sleeps: overhead over 100 ms; one-shot run_tasks"),
-    "fanout": (scheduling.fan_out, "50 parallel 20 ms sleeps -> one fan-in task, 50 workers"),
+    "throughput": (throughput.throughput, "random DAG of no-ops as dicts, plan text, Tasks; 100 to 100,000"),
+    "memory": (throughput.memory, "peak bytes per task, and memory held after the run, 100,000 dicts"),
+    "latency": (latency.latency, "warm Engine vs one-shot run_tasks: 1 task, chain, fan-out, 500 x 1 ms"),
+    "firsttask": (concurrency.first_task, "plan line parsed -> its task started, fresh engine, first run"),
     "layers": (scheduling.layers, "5 layers x 8 sleeps of 5 ms, all-to-all between layers, 8 workers"),
     "hol": (scheduling.head_of_line, "head-of-line: 40 tasks wait on task 41, listed after them"),
     "failure": (scheduling.failure, "a failing task with 100 dependents: skip latency"),
     "idle": (scheduling.idle, "CPU used while 20 tasks wait on a 3 s sleep"),
-    "throughput": (scheduling.throughput, "10,000 no-ops in a random DAG vs plain pool.submit"),
+    "process": (processes.process_dispatch, "2,000 no-op process tasks; 10 x 10 ms process chain"),
     "cpu": (processes.cpu_bound, "8 x 0.3 s of pure Python: serial / threads / processes"),
-    "process": (processes.process_dispatch, "no-op process tools (chain, fan-out) vs ProcessPoolExecutor"),
+    "runs": (concurrency.many_runs, "1, 8, 32 concurrent runs of a 6-task plan on one engine"),
+    "onevent": (concurrency.slow_on_event, "tool start times with an on_event taking 0.1 s per event"),
     "store": (stores.store_cost, "set+get of a small and a 1 MB observation: LocalStore vs ManagerStore"),
+    "e2e": (endtoend.end_to_end, "scripted LLM + tools: ReAct vs plan-then-run vs streamed (ours, baseline)"),
+    "cache": (endtoend.replan_cache, "a replan repeating earlier calls: cacheable tool vs not"),
+    "priority": (endtoend.priority, "mixed latencies, few workers: priority='time' vs 'count'"),
 }
 
 
@@ -32,16 +38,23 @@ def _parser() -> argparse.ArgumentParser:
     listing = "\n".join(f"  {name:<11} {text}" for name, (_, text) in WORKLOADS.items())
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Measure llmcompiler's engine against the sleep-retry baseline, in one process, "
+        description="Measure llmcompiler's engine against a textbook event-driven scheduler, dask's "
+                    "threaded scheduler (when installed) and the sleep-retry baseline, in one process, "
                     "alternating repetitions. Targets are reported, never asserted.",
         epilog=f"workloads, in the order they run:\n{listing}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true",
-                        help="fewer repetitions and smaller sizes (a smoke test, not a measurement)")
+                        help="fewer repetitions and smaller sizes, under a minute (a smoke test, not a "
+                             "measurement)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="the smallest sizes, one repetition: checks that every workload runs (the test "
+                             "suite's mode; its figures mean nothing)")
     parser.add_argument("--only", metavar="NAME[,NAME]", type=_names,
                         help="run only these workloads (comma-separated)")
     parser.add_argument("--json", metavar="FILE", help="also write every raw sample and summary to FILE")
+    parser.add_argument("--plots", metavar="DIR",
+                        help="also write SVG charts to DIR (scale curve, makespans, end to end)")
     parser.add_argument("--reps", type=int, metavar="N",
                         help="repetitions of each variant (default 5, or 2 with --quick)")
     return parser
@@ -79,7 +92,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.reps is not None and args.reps < 1:
         _parser().error("--reps must be at least 1")
-    config = Config(quick=args.quick, reps=args.reps or (2 if args.quick else 5))
+    config = Config(quick=args.quick or args.tiny, tiny=args.tiny,
+                    reps=args.reps or (1 if args.tiny else 2 if args.quick else 5))
     argv_list = list(sys.argv[1:] if argv is None else argv)
     meta = report.metadata(config, argv_list)
     report.emit(report.header(meta))
@@ -92,7 +106,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if workload.error is not None:
             sys.stderr.write(workload.error)
     seconds = time.perf_counter() - started
+    report.emit(report.table_lines(workloads))
     report.emit(report.summary_lines(workloads, seconds))
     if args.json:
         report.write_json(args.json, meta, workloads, seconds)
+    if args.plots:
+        from .plots import write_plots
+
+        for path in write_plots(args.plots, meta, workloads):
+            report.emit([f"wrote {path}"])
     return 1 if any(w.error is not None for w in workloads) else 0

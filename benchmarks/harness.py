@@ -18,10 +18,11 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 from llmcompiler.baseline import run_sleep_retry
 from llmcompiler import Engine, RunResult, run_tasks
 
-__all__ = ["Config", "BenchmarkError", "Variant", "alternate", "Target", "Ratio", "Row", "Workload",
-           "Measured", "run_ours", "run_one_shot", "run_baseline", "timed", "scaled", "load_average", "paired", "ratio_of", "SCALE"]
+__all__ = ["Config", "BenchmarkError", "Variant", "alternate", "Target", "Ratio", "Row", "Line", "line",
+           "COLUMNS", "Workload", "Measured", "run_ours", "run_one_shot", "run_baseline", "timed", "scaled",
+           "per_task", "load_average", "paired", "ratio_of", "SCALE"]
 
-SCALE = {"s": 1.0, "ms": 1e3, "us": 1e6, "x": 1.0, "ms/s": 1.0}
+SCALE = {"s": 1.0, "ms": 1e3, "us": 1e6, "x": 1.0, "ms/s": 1.0, "B": 1.0, "MB": 1.0, "runs/s": 1.0, "%": 1.0}
 
 
 class BenchmarkError(Exception):
@@ -30,13 +31,18 @@ class BenchmarkError(Exception):
 
 @dataclass(frozen=True)
 class Config:
-    """How much to measure: ``reps`` repetitions of each variant; ``quick`` shrinks sizes."""
+    """How much to measure: ``reps`` repetitions of each variant; ``quick`` shrinks sizes; ``tiny``
+    shrinks them further, for the test suite (its figures mean nothing)."""
 
     quick: bool = False
     reps: int = 5
+    tiny: bool = False
 
-    def pick(self, full: Any, quick: Any) -> Any:
-        """``full`` normally, ``quick`` under ``--quick``."""
+    def pick(self, full: Any, quick: Any, tiny: Any = None) -> Any:
+        """``full`` normally, ``quick`` under ``--quick``, ``tiny`` (default: ``quick``) under
+        ``--tiny``."""
+        if self.tiny:
+            return quick if tiny is None else tiny
         return quick if self.quick else full
 
 
@@ -103,8 +109,7 @@ class Row:
     limit: Optional[float] = None      # seconds; a None sample did not finish within it
     per: int = 1                       # each sample is a whole run divided by this many tasks
     ratio: Optional[Ratio] = None
-    target: Optional[Target] = None
-    reference: str = ""                # informational, shown where a target would be
+    reference: str = ""                # informational, e.g. a figure measured elsewhere
     note: str = ""
 
     @property
@@ -131,9 +136,73 @@ class Row:
             "min": min(finished) if finished else None, "max": max(finished) if finished else None,
             "did_not_finish": self.did_not_finish, "limit_s": self.limit, "per": self.per,
             "ratio": None if self.ratio is None else vars(self.ratio).copy(),
-            "target": None if self.target is None else {**vars(self.target), "met": self.target.met(median)},
             "reference": self.reference, "note": self.note,
         }
+
+
+# The summary table's engine columns, in order: our engine, the textbook event-driven scheduler (or
+# the plain executor a line names as its floor), dask's threaded scheduler, the sleep-retry baseline.
+COLUMNS = ("ours", "yardstick", "dask", "baseline")
+
+
+@dataclass
+class Line:
+    """One line of the summary table: one measure (``what``, in ``unit``), one ``Row`` per column that
+    ran it, the ratio that matters (``ratio``) and the target, checked against the ratio when
+    ``on_ratio`` is set, else against the ``ours`` cell's median."""
+
+    what: str
+    unit: str
+    cells: Dict[str, Row]
+    ratio: Optional[Ratio] = None
+    target: Optional[Target] = None
+    on_ratio: bool = False
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.cells) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"line {self.what!r}: unknown columns {sorted(unknown)}; use {COLUMNS}")
+
+    def subject(self) -> float:
+        """The figure the target is checked against (NaN when it is missing)."""
+        if self.on_ratio:
+            return math.nan if self.ratio is None or self.ratio.lower_bound else self.ratio.value
+        ours = self.cells.get("ours")
+        return math.nan if ours is None else ours.median
+
+    def met(self) -> Optional[bool]:
+        """Whether the target is met; None when there is no target."""
+        return None if self.target is None else self.target.met(self.subject())
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"what": self.what, "unit": self.unit,
+                "cells": {name: row.variant for name, row in self.cells.items()},
+                "medians": {name: _finite(row.median) for name, row in self.cells.items()},
+                "ratio": None if self.ratio is None else vars(self.ratio).copy(),
+                "target": None if self.target is None else {**vars(self.target), "on_ratio": self.on_ratio,
+                                                            "met": self.met()},
+                "note": self.note}
+
+
+def _finite(value: float) -> Optional[float]:
+    return value if math.isfinite(value) else None
+
+
+def line(what: str, unit: str, ratio: Optional[str] = None, target: Optional[Target] = None,
+         note: str = "", on_ratio: Optional[bool] = None, **cells: Optional[Row]) -> Line:
+    """A ``Line`` from keyword cells (None cells are left out). ``ratio`` names two columns,
+    ``"ours/yardstick"``: their medians' ratio becomes the line's ratio, and the target, if any, is
+    checked against it (unless ``on_ratio=False``); without ``ratio`` the target is checked against
+    ours."""
+    present = {name: row for name, row in cells.items() if row is not None}
+    on_ratio = ratio is not None if on_ratio is None else on_ratio
+    made = Line(what, unit, present, target=target, on_ratio=on_ratio, note=note)
+    if ratio is not None:
+        top, bottom = ratio.split("/")
+        if top in present and bottom in present:
+            made.ratio = ratio_of(f"{top[:4]}/{bottom[:4]}", present[top], present[bottom])
+    return made
 
 
 @dataclass
@@ -144,6 +213,8 @@ class Workload:
     title: str
     params: Dict[str, Any] = field(default_factory=dict)
     rows: List[Row] = field(default_factory=list)
+    lines: List[Line] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)   # what did not run, and why (one line each)
     seconds: float = 0.0
     load: Optional[float] = None       # 1-minute load average when it started (other users' work)
     error: Optional[str] = None
@@ -161,6 +232,11 @@ def scaled(values: Sequence[Optional[float]], unit: str) -> List[Optional[float]
     """Seconds to ``unit`` (None stays None)."""
     factor = SCALE[unit]
     return [None if value is None else value * factor for value in values]
+
+
+def per_task(seconds: Sequence[Optional[float]], count: int) -> List[Optional[float]]:
+    """Whole-run seconds to microseconds per task."""
+    return [None if value is None else value / count * 1e6 for value in seconds]
 
 
 def paired(numerators: Sequence[Optional[float]], denominators: Sequence[Optional[float]]
@@ -200,23 +276,24 @@ class Measured(NamedTuple):
     result: RunResult
 
 
-def run_ours(engine: Engine, tasks: Sequence[Any], *, expect_ok: bool = True) -> Measured:
-    """Time ``engine.run(tasks)``. Raises ``BenchmarkError`` when ``expect_ok`` and a task did not
-    finish."""
+def run_ours(engine: Engine, tasks: Any, *, expect_ok: bool = True, expected: Optional[int] = None,
+             **options: Any) -> Measured:
+    """Time ``engine.run(tasks, **options)`` (tasks: any input form). Raises ``BenchmarkError`` when
+    ``expect_ok`` and fewer than ``expected`` (default ``len(tasks)``) tasks finished."""
     start = time.perf_counter()
-    result = engine.run(tasks)
+    result = engine.run(tasks, **options)
     ended = time.perf_counter()
     if expect_ok:
-        _check(result, len(tasks), "Engine.run")
+        _check(result, len(tasks) if expected is None else expected, "Engine.run")
     return Measured(ended - start, ended, result)
 
 
-def run_one_shot(tasks: Sequence[Any], tools: Any, **options: Any) -> float:
+def run_one_shot(tasks: Any, tools: Any, *, expected: Optional[int] = None, **options: Any) -> float:
     """Wall-clock seconds of ``run_tasks`` (a fresh engine: pool start-up included)."""
     start = time.perf_counter()
     result = run_tasks(tasks, tools, **options)
     elapsed = time.perf_counter() - start
-    _check(result, len(tasks), "run_tasks")
+    _check(result, len(tasks) if expected is None else expected, "run_tasks")
     return elapsed
 
 

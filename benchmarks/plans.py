@@ -2,7 +2,7 @@
 
 Dependencies are written the way a planner writes them: as ``$N`` arguments, so the engine resolves
 them and the baseline (which resolves only arguments that start with ``$N``) sees the same plan. The
-random DAG is the exception: its tasks are no-ops with declared ``dependencies`` only.
+random DAG comes in the three input forms users pass: ``Task``s, seed-form dicts and plan text.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, List, Sequence
 from llmcompiler.plan import Task
 
 __all__ = ["chain", "fan_out_in", "layers", "head_of_line", "failing_root", "idle_wait", "random_dag",
-           "independent"]
+           "random_dag_dicts", "random_dag_text", "independent"]
 
 
 def _refs(indices: Sequence[int]) -> tuple:
@@ -63,17 +63,54 @@ def idle_wait(waiters: int, seconds: float) -> List[Task]:
     return [Task(1, "sleep", (seconds,))] + [Task(idx, "noop", ("$1",)) for idx in range(2, waiters + 2)]
 
 
-def random_dag(size: int, seed: int, max_dependencies: int = 3, tool: str = "noop") -> List[Task]:
-    """``size`` no-op tasks; task i depends on 0..``max_dependencies`` tasks drawn uniformly from
-    1..i-1 (``random.Random(seed)``: the same DAG on every run)."""
+def _random_edges(size: int, seed: int, max_dependencies: int) -> List[List[int]]:
+    """For task i (1-based), 0..``max_dependencies`` distinct earlier tasks drawn uniformly."""
     rng = random.Random(seed)
-    tasks = []
+    edges = []
     for idx in range(1, size + 1):
         count = rng.randint(0, min(max_dependencies, idx - 1))
-        tasks.append(Task(idx, tool, dependencies=frozenset(rng.sample(range(1, idx), count))))
-    return tasks
+        edges.append(sorted(rng.sample(range(1, idx), count)))
+    return edges
+
+
+def random_dag(size: int, seed: int, max_dependencies: int = 3, tool: str = "noop") -> List[Task]:
+    """``size`` ``Task``s of ``tool``; task i takes ``$N`` arguments for 0..``max_dependencies`` tasks
+    drawn uniformly from 1..i-1 (``random.Random(seed)``: the same DAG on every run, in every form)."""
+    return [Task(idx, tool, _refs(deps))
+            for idx, deps in enumerate(_random_edges(size, seed, max_dependencies), start=1)]
+
+
+def random_dag_dicts(size: int, seed: int, max_dependencies: int = 3, tool: str = "noop") -> List[dict]:
+    """The same DAG as ``random_dag``, as seed-form dicts: ``$N`` values under ``args`` (keyword
+    arguments ``a0``, ``a1`` ...) and the same indices under ``dependencies``."""
+    return [{"idx": idx, "tool_name": tool, "args": {f"a{n}": f"${dep}" for n, dep in enumerate(deps)},
+             "dependencies": deps}
+            for idx, deps in enumerate(_random_edges(size, seed, max_dependencies), start=1)]
+
+
+def random_dag_text(size: int, seed: int, max_dependencies: int = 3, tool: str = "noop") -> str:
+    """The same DAG as ``random_dag``, as plan text (``7. noop($2, $5)``), ending with ``join()``."""
+    lines = [f"{idx}. {tool}({', '.join(_refs(deps))})"
+             for idx, deps in enumerate(_random_edges(size, seed, max_dependencies), start=1)]
+    return "\n".join(lines) + f"\n{size + 1}. join()\n"
 
 
 def independent(count: int, tool: str, *args: Any) -> List[Task]:
     """``count`` tasks with no dependencies, all calling ``tool(*args)``."""
     return [Task(idx, tool, args) for idx in range(1, count + 1)]
+
+
+def mixed_latency(unit: float) -> List[Task]:
+    """Where ordering by task count misleads: a chain of 2 ``slow`` tasks of 10 units each, two
+    chains of 6 ``quick`` tasks of 1 unit, and 6 independent ``quick`` fillers (tools ``slow`` and
+    ``quick`` are both ``sleep``, registered under two names so that each has its own mean)."""
+    tasks = [Task(1, "slow", (10 * unit,)), Task(2, "slow", (10 * unit, "$1"))]
+    idx = 3
+    for _ in range(2):
+        first = idx
+        tasks.append(Task(idx, "quick", (unit,)))
+        for idx in range(first + 1, first + 6):
+            tasks.append(Task(idx, "quick", (unit, f"${idx - 1}")))
+        idx += 1
+    tasks += [Task(n, "quick", (unit,)) for n in range(idx, idx + 6)]
+    return tasks

@@ -1,4 +1,4 @@
-"""Workloads 8-9: CPU-bound speedup of process tools, and the cost of dispatching to processes.
+"""Process tools: CPU-bound speedup, and the cost of dispatching to processes.
 
 Process tools are ``benchmarks.tools`` functions registered with ``executor="process"``; workers load
 them by path. The comparison pool is a plain ``ProcessPoolExecutor`` with the same start method
@@ -16,10 +16,10 @@ from typing import Any, Dict, List
 from llmcompiler import Engine
 from llmcompiler.tools import ToolRegistry
 
-from . import plans
-from .harness import (Config, Row, Target, Variant, Workload, alternate, paired, ratio_of, run_ours, scaled,
-                      timed)
-from .tools import noop, spin
+from . import plans, yardstick
+from .harness import (Config, Row, Target, Variant, Workload, alternate, line, paired, per_task, run_ours,
+                      scaled, timed)
+from .tools import noop, sleep, spin
 
 __all__ = ["cpu_bound", "process_dispatch", "usable_cpus", "calibrate"]
 
@@ -56,83 +56,99 @@ def calibrate(seconds: float) -> int:
     return max(1_000, int(probe * seconds / best))
 
 
+def _pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(_start_method()))
+
+
+def _textbook(tasks: List[Any], pool: ProcessPoolExecutor, tools: Dict[str, Any]) -> float:
+    return timed(lambda: yardstick.run_textbook(yardstick.from_tasks(tasks, tools), pool))
+
+
 def cpu_bound(config: Config) -> Workload:
-    """8. 8 independent ~0.3 s pure-Python tasks: serial vs thread tools vs process tools."""
-    count, seconds = 8, config.pick(0.3, 0.05)
+    """8 independent ~0.3 s pure-Python tasks: serial, thread tools, process tools, the yardstick."""
+    count, seconds = 8, config.pick(0.3, 0.05, 0.01)
     cpus = usable_cpus()
+    workers = os.cpu_count() or 1
     loops = calibrate(seconds)
     tasks = plans.independent(count, "spin", loops)
     warm_tasks = plans.independent(count, "spin", 1_000)
-    workload = Workload("cpu", f"{count} x spin(~{seconds:g} s): serial / threads / processes",
+    workload = Workload("cpu", f"{count} x spin(~{seconds:g} s CPU): serial / threads / processes",
                         {"tasks": count, "task_s": seconds, "loops": loops, "cpus": cpus,
-                         "thread_workers": count, "process_workers": os.cpu_count(),
+                         "thread_workers": count, "process_workers": workers,
                          "start_method": _start_method()})
     registry = _process_tools(spin)
 
     def serial() -> Dict[str, float]:
         return {"seconds": timed(lambda: [spin(loops) for _ in range(count)])}
 
-    start = time.perf_counter()
-    with Engine(registry) as cold_engine:  # a new engine: its process pool starts inside this run
-        run_ours(cold_engine, tasks)
-    cold = time.perf_counter() - start
-    with Engine({"spin": spin}, max_workers=count) as threads, Engine(registry) as processes:
+    with Engine({"spin": spin}, max_workers=count) as threads, Engine(registry) as processes, \
+            _pool(workers) as pool:
         samples = alternate([
             Variant("serial", serial),
             Variant("threads", lambda: {"seconds": run_ours(threads, tasks).seconds},
                     warm_up=lambda: run_ours(threads, warm_tasks)),
             Variant("processes", lambda: {"seconds": run_ours(processes, tasks).seconds},
                     warm_up=lambda: run_ours(processes, warm_tasks)),
+            Variant("yardstick", lambda: {"seconds": _textbook(tasks, pool, {"spin": spin})},
+                    warm_up=lambda: _textbook(warm_tasks, pool, {"spin": spin})),
         ], config.reps)
     rows = {name: Row(label, "s", samples[name]["seconds"]) for name, label in (
         ("serial", "serial: one thread"), ("threads", "ours: thread tools"),
-        ("processes", "ours: process tools (warm)"))}
-    rows["threads"].ratio = ratio_of("thr/serial", rows["threads"], rows["serial"])
-    rows["processes"].ratio = ratio_of("proc/serial", rows["processes"], rows["serial"])
-    cold_row = Row("ours: process tools, cold", "s", [cold],
-                   note="new Engine; includes starting its process pool")
-    cold_row.ratio = ratio_of("cold/warm", cold_row, rows["processes"])
-    goal = round(0.95 * cpus, 2)
-    speedup = Row("speedup: serial / processes", "x",
-                  paired(samples["serial"]["seconds"], samples["processes"]["seconds"]),
-                  target=Target(">=", goal, f">= {goal:g}x (0.95 x {cpus})"))
-    workload.rows = [rows["serial"], rows["threads"], rows["processes"], cold_row, speedup]
+        ("processes", "ours: process tools (warm)"), ("yardstick", "yardstick: ProcessPoolExecutor"))}
+    speedups = {name: Row(f"{name}: speedup, serial / it", "x",
+                          paired(samples["serial"]["seconds"], samples[key]["seconds"]))
+                for name, key in (("ours", "processes"), ("yardstick", "yardstick"))}
+    workload.rows = list(rows.values()) + list(speedups.values())
+    workload.lines = [
+        line(f"{count} x {seconds:g} s CPU, {workers} processes", "s", ratio="ours/yardstick",
+             ours=rows["processes"], yardstick=rows["yardstick"]),
+        line(f"speedup over serial, {cpus} cores", "x", target=Target(">=", 1.9, ">= 1.9x"), **speedups),
+        line("thread tools (the GIL): time", "s", ours=rows["threads"], note="serial: "
+             f"{rows['serial'].median:.2f} s"),
+    ]
     return workload
 
 
-def _chain_through_pool(pool: ProcessPoolExecutor, length: int) -> None:
+def _chain_through_pool(pool: ProcessPoolExecutor, length: int, step: float) -> None:
     value = None
     for _ in range(length):
-        value = pool.submit(noop, value).result()
+        value = pool.submit(sleep, step, value).result()
 
 
 def process_dispatch(config: Config) -> Workload:
-    """9. No-op process tools, a chain and a wide fan-out: us per task, ours vs plain submit()."""
-    length, width = config.pick(50, 20), config.pick(200, 50)
-    workers = os.cpu_count() or 1
+    """2,000 no-op process tasks on 2 workers, and a 10 x 10 ms process chain: ours, the textbook
+    scheduler on a ProcessPoolExecutor, and plain ``submit``."""
+    count, length, step = config.pick(2_000, 300, 100), 10, 0.010
+    workers = 2
     method = _start_method()
-    chain_tasks = plans.chain(length, "noop")
-    fan_tasks = plans.independent(width, "noop")
-    workload = Workload("process", f"no-op process tools: chain of {length}, fan-out of {width}",
-                        {"chain": length, "fan_out": width, "workers": workers, "start_method": method})
-    pool_options = dict(max_workers=workers, mp_context=multiprocessing.get_context(method))
-    with Engine(_process_tools(noop), process_workers=workers) as engine, \
-            ProcessPoolExecutor(**pool_options) as pool:
+    fan_tasks = plans.independent(count, "noop")
+    chain_tasks = plans.chain(length, "sleep", step)
+    tools = {"noop": noop, "sleep": sleep}
+    workload = Workload("process", f"process tools, {workers} workers: {count:,} no-ops; chain {length} x "
+                        f"{step * 1e3:g} ms", {"no_ops": count, "chain": length, "chain_sleep_s": step,
+                                                "workers": workers, "start_method": method})
+    with Engine(_process_tools(noop, sleep), process_workers=workers) as engine, _pool(workers) as pool:
         samples = alternate([
-            Variant("ours-chain", lambda: {"seconds": run_ours(engine, chain_tasks).seconds}),
-            Variant("pool-chain", lambda: {"seconds": timed(lambda: _chain_through_pool(pool, length))}),
-            Variant("ours-fan", lambda: {"seconds": run_ours(engine, fan_tasks).seconds}),
-            Variant("pool-fan", lambda: {"seconds": timed(
-                lambda: wait([pool.submit(noop) for _ in range(width)]))}),
+            Variant("ours-fan", lambda: {"s": run_ours(engine, fan_tasks).seconds}),
+            Variant("yard-fan", lambda: {"s": _textbook(fan_tasks, pool, tools)}),
+            Variant("pool-fan", lambda: {"s": timed(lambda: wait([pool.submit(noop) for _ in range(count)]))}),
+            Variant("ours-chain", lambda: {"s": run_ours(engine, chain_tasks).seconds}),
+            Variant("yard-chain", lambda: {"s": _textbook(chain_tasks, pool, tools)}),
+            Variant("pool-chain", lambda: {"s": timed(lambda: _chain_through_pool(pool, length, step))}),
         ], config.reps)
-    rows: List[Row] = []
-    for shape, size in (("chain", length), ("fan", width)):
-        def per_task(name: str) -> List[float]:
-            return scaled([s / size for s in samples[name]["seconds"]], "us")
-
-        ours = Row(f"ours: {shape} of {size}, per task", "us", per_task(f"ours-{shape}"))
-        floor = Row(f"plain pool.submit: {shape}, per task", "us", per_task(f"pool-{shape}"))
-        ours.ratio = ratio_of("ours/pool", ours, floor)
-        rows += [ours, floor]
-    workload.rows = rows
+    fan = {who: Row(f"{who}: {count:,} no-ops, per task", "us", per_task(samples[f"{key}-fan"]["s"], count))
+           for who, key in (("ours", "ours"), ("textbook", "yard"), ("plain submit", "pool"))}
+    chain = {who: Row(f"{who}: chain {length} x {step * 1e3:g} ms", "ms", scaled(samples[f"{key}-chain"]["s"], "ms"))
+             for who, key in (("ours", "ours"), ("textbook", "yard"), ("plain submit", "pool"))}
+    workload.rows = list(fan.values()) + list(chain.values())
+    workload.lines = [
+        line(f"{count:,} no-ops vs textbook", "us/task", ratio="ours/yardstick", on_ratio=False,
+             ours=fan["ours"], yardstick=fan["textbook"]),
+        line(f"{count:,} no-ops vs plain submit", "us/task", ratio="ours/yardstick",
+             target=Target("<=", 0.8, "<= 0.8x submit"), ours=fan["ours"], yardstick=fan["plain submit"],
+             note="yardstick column: ProcessPoolExecutor.submit per task"),
+        line(f"chain {length} x {step * 1e3:g} ms (ideal 100)", "ms", ratio="ours/yardstick", on_ratio=False,
+             target=Target("<=", 105.0, "<= 105 ms"), ours=chain["ours"], yardstick=chain["textbook"]),
+        line(f"chain {length} x {step * 1e3:g} ms, plain submit", "ms", yardstick=chain["plain submit"]),
+    ]
     return workload

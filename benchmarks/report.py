@@ -12,13 +12,14 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, TextIO
 
-from .harness import Config, Ratio, Row, Workload, load_average
+from .harness import COLUMNS, Config, Ratio, Row, Workload, load_average
 
-__all__ = ["metadata", "header", "workload_lines", "summary_lines", "targets", "write_json", "emit"]
+__all__ = ["metadata", "header", "workload_lines", "table_lines", "summary_lines", "git_commit", "cpu_model", "targets", "write_json", "emit"]
 
 _COLUMNS = "  {:<40} {:>2}  {:>11}  {:<17}  {:<16}  {}"
 
@@ -33,9 +34,38 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
+def git_commit() -> Optional[str]:
+    """The checked-out commit of the repository the benchmarks run from (with ``+dirty`` when files
+    differ from it), or None outside a git work tree."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def cpu_model() -> Optional[str]:
+    """The CPU's model name from /proc/cpuinfo (Linux), else ``platform.processor()`` or None."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for text in info:
+                if text.startswith("model name"):
+                    return text.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def metadata(config: Config, argv: List[str]) -> Dict[str, Any]:
     """Where and when the figures were taken."""
     from .processes import usable_cpus
+    from .yardstick import dask_available
 
     now = datetime.datetime.now(datetime.timezone.utc)
     return {
@@ -44,26 +74,33 @@ def metadata(config: Config, argv: List[str]) -> Dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "git_commit": git_commit(),
+        "dask": dask_available(),
         "usable_cpus": usable_cpus(),
         "llmcompiler_sources_sha256": _code_fingerprint(),
         "argv": argv,
         "load_average_1min": load_average(),
         "quick": config.quick,
+        "tiny": config.tiny,
         "reps": config.reps,
     }
 
 
 def header(meta: Dict[str, Any]) -> List[str]:
     """The lines above the table."""
-    mode = "quick" if meta["quick"] else "full"
+    mode = "tiny" if meta.get("tiny") else "quick" if meta["quick"] else "full"
     return [
         f"llmcompiler benchmarks, {meta['date']}  ({mode}: {meta['reps']} repetitions each, alternating)",
         f"Python {meta['python']} ({meta['implementation']}), {meta['cpu_count']} CPUs "
-        f"({meta['usable_cpus']} usable), load {meta['load_average_1min']}, {meta['platform']}",
-        f"llmcompiler sources sha256 {meta['llmcompiler_sources_sha256']}; load = 1-minute load average "
-        "(other work on this machine); ratios are of medians",
+        f"({meta['usable_cpus']} usable, {meta['cpu_model']}), load {meta['load_average_1min']}, "
+        f"{meta['platform']}",
+        f"commit {meta['git_commit']}; llmcompiler sources sha256 {meta['llmcompiler_sources_sha256']}; "
+        "load = 1-minute load average (other work on this machine); ratios are of medians",
+        "dask " + (meta["dask"] + ": its threaded scheduler is the 'dask' column" if meta["dask"] else
+                   "is not installed: the 'dask' column is skipped (make bench-dask runs it)"),
         "",
-        _COLUMNS.format("variant", "n", "median", "min-max", "ratio", "target"),
+        _COLUMNS.format("variant", "n", "median", "min-max", "ratio", "note"),
     ]
 
 
@@ -76,8 +113,12 @@ def _number(value: float) -> str:
         return f"{value:.0f}"
     if abs(value) >= 10:
         return f"{value:.1f}"
-    if abs(value) >= 1:
+    if abs(value) >= 0.995:
         return f"{value:.2f}"
+    if abs(value) >= 0.1:
+        return f"{value:.2f}"
+    if abs(value) < 0.01:
+        return "<0.01" if value > 0 else ">-0.01"
     return f"{value:.2g}"
 
 
@@ -87,11 +128,6 @@ def _ratio(ratio: Optional[Ratio]) -> str:
     return f"{ratio.label} {'>' if ratio.lower_bound else ''}{_number(ratio.value)}"
 
 
-def _target(row: Row) -> str:
-    if row.target is None:
-        return row.reference
-    verdict = "met" if row.target.met(row.median) else "NOT met"
-    return f"{row.target.text}: {verdict}"
 
 
 def _row_line(row: Row) -> str:
@@ -108,7 +144,8 @@ def _row_line(row: Row) -> str:
         limit = _number(row.limit) if row.limit is not None else "?"
         partial = f", {len(finished)}/{len(row.samples)} did" if finished else ""
         middle, spread = "", f"did not finish in {limit} s{partial}"
-    line = _COLUMNS.format(row.variant, len(row.samples), middle, spread, _ratio(row.ratio), _target(row))
+    line = _COLUMNS.format(row.variant, len(row.samples), middle, spread, _ratio(row.ratio),
+                           row.reference or row.note)
     return line.rstrip()
 
 
@@ -117,7 +154,35 @@ def workload_lines(workload: Workload) -> List[str]:
     lines = ["", f"{workload.name}: {workload.title}  [{workload.seconds:.1f} s, load {workload.load}]"]
     if workload.error is not None:
         lines.append(f"  ERROR: {workload.error.strip().splitlines()[-1]}")
+    lines += [f"  skipped: {reason}" for reason in workload.skipped]
     lines += [_row_line(row) for row in workload.rows]
+    return lines
+
+
+_TABLE = "{:<10} {:<40} {:>9} {:>9} {:>9} {:>9} {:<13} {:<16} {}"
+
+
+def _cell(row: Optional[Row]) -> str:
+    if row is None:
+        return "-"
+    median = row.median
+    if math.isfinite(median):
+        return _number(median)
+    return f">{_number(row.limit)}s" if row.limit is not None else "DNF"
+
+
+def table_lines(workloads: List[Workload]) -> List[str]:
+    """The summary table: one line per measure; medians; the ratio; the target and its verdict."""
+    lines = ["", "summary (medians; units in the 'measure' column; ratio = first column / second)",
+             _TABLE.format("workload", "measure", *COLUMNS, "ratio", "target", "met")]
+    for workload in workloads:
+        for item in workload.lines:
+            verdict = {None: "", True: "met", False: "NOT met"}[item.met()]
+            lines.append(_TABLE.format(
+                workload.name[:10], f"{item.what} ({item.unit})"[:40],
+                *[_cell(item.cells.get(column)) for column in COLUMNS],
+                _ratio(item.ratio), item.target.text if item.target else "", verdict).rstrip())
+        lines += [f"{workload.name[:10]:<10} skipped: {reason}" for reason in workload.skipped]
     return lines
 
 
@@ -125,10 +190,9 @@ def targets(workloads: List[Workload]) -> Dict[str, List[str]]:
     """``{"met": [...], "missed": [...]}``: the rows with a target, by ``workload: variant``."""
     found: Dict[str, List[str]] = {"met": [], "missed": []}
     for workload in workloads:
-        for row in workload.rows:
-            if row.target is not None:
-                key = "met" if row.target.met(row.median) else "missed"
-                found[key].append(f"{workload.name}: {row.variant}")
+        for item in workload.lines:
+            if item.target is not None:
+                found["met" if item.met() else "missed"].append(f"{workload.name}: {item.what}")
     return found
 
 
@@ -150,7 +214,9 @@ def write_json(path: str, meta: Dict[str, Any], workloads: List[Workload], secon
         "targets": targets(workloads),
         "load_average_1min_at_end": load_average(),
         "workloads": {w.name: {"title": w.title, "params": w.params, "seconds": w.seconds, "load": w.load,
-                               "error": w.error, "rows": [row.to_json() for row in w.rows]}
+                               "error": w.error, "skipped": w.skipped,
+                               "rows": [row.to_json() for row in w.rows],
+                               "lines": [item.to_json() for item in w.lines]}
                       for w in workloads},
     }
     with open(path, "w", encoding="utf-8") as out:

@@ -1,4 +1,4 @@
-"""Workload 10: what one observation costs to write and read back, LocalStore vs ManagerStore."""
+"""What one observation costs to write and read back, LocalStore vs ManagerStore."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Dict
 from llmcompiler.executors import default_start_method, process_context
 from llmcompiler.store import LocalStore, ManagerStore, ObservationStore
 
-from .harness import BenchmarkError, Config, Row, Variant, Workload, alternate, ratio_of, scaled
+from .harness import BenchmarkError, Config, Row, Variant, Workload, alternate, line, ratio_of, scaled
 
 __all__ = ["store_cost"]
 
@@ -54,6 +54,9 @@ def store_cost(config: Config) -> Workload:
         remote = Row(f"ManagerStore: {label}", "us", scaled(samples[f"manager/{size}"]["pair"], "us"))
         remote.ratio = ratio_of("mgr/local", remote, local)
         rows += [local, remote]
+        workload.lines.append(line(f"set+get, {label}", "us", ratio="ours/yardstick", ours=remote,
+                                   yardstick=local, note="ours: ManagerStore; yardstick: LocalStore"))
     rows.append(Row("ManagerStore: start-up", "ms", [startup * 1e3], note="its manager process"))
     workload.rows = rows
+    workload.lines.append(line("ManagerStore start-up", "ms", ours=rows[-1]))
     return workload

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict
 
-__all__ = ["sleep", "noop", "gather", "fail", "spin", "THREAD_TOOLS", "ToolFailure", "raised_at"]
+__all__ = ["sleep", "stamp", "noop", "gather", "fail", "spin", "THREAD_TOOLS", "ToolFailure", "raised_at"]
 
 
 class ToolFailure(Exception):
@@ -26,7 +26,16 @@ def sleep(seconds: float, *after: Any) -> float:
     return seconds
 
 
-def noop(*args: Any) -> None:
+def stamp(seconds: float = 0.0, *after: Any) -> float:
+    """Note ``time.perf_counter()`` on entry, sleep ``seconds``, return the entry time (when the
+    tool really started, by the tool's own clock)."""
+    started = time.perf_counter()
+    if seconds:
+        time.sleep(seconds)
+    return started
+
+
+def noop(*args: Any, **kwargs: Any) -> None:
     """Do nothing (dispatch cost only)."""
     return None
 
@@ -55,4 +64,5 @@ def spin(loops: int) -> int:
     return total
 
 
-THREAD_TOOLS: Dict[str, Any] = {"sleep": sleep, "noop": noop, "gather": gather, "fail": fail}
+THREAD_TOOLS: Dict[str, Any] = {"sleep": sleep, "noop": noop, "gather": gather, "fail": fail, "stamp": stamp,
+                                 "slow": sleep, "quick": sleep}
