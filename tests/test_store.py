@@ -20,8 +20,8 @@ def context():
     return process_context(default_start_method())
 
 
-@pytest.fixture(scope="module")
-def manager():
+@pytest.fixture
+def manager():  # per test: the leak check after each test counts a manager process still running
     made = ManagerStore(context())
     yield made
     made.close()
