@@ -176,9 +176,13 @@ class ThreadLane:
             threads = list(self._threads)
             busy = set(self._busy)
         deadline = time.monotonic() + timeout
+        # A busy worker is finishing its bookkeeping (microseconds) or is stuck in an abandoned call
+        # (it may never return): those get a short grace, the idle ones the whole timeout.
+        grace = time.monotonic() + min(timeout, 0.2)
         for thread in threads:
-            if thread is not threading.current_thread() and thread.name not in busy:
-                thread.join(max(0.0, deadline - time.monotonic()))
+            if thread is not threading.current_thread():
+                until = grace if thread.name in busy else deadline
+                thread.join(max(0.0, until - time.monotonic()))
 
 
 class SubmitLane:

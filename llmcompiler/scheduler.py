@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import logging
 import threading
 import time
 from functools import partial
@@ -71,6 +72,7 @@ TaskLike = Union[Task, Mapping[str, Any]]
 _QUEUED, _SUBMITTED, _STARTED = CODE["queued"], CODE["submitted"], CODE["started"]
 _QUICK_CALL = 50e-6  # a thread call shorter than this is run by a worker already awake
 _PROCESS_BATCH = 16  # process calls in one work item at most (only when many are ready)
+_log = logging.getLogger("llmcompiler")
 _tokens = itertools.count(1)  # process-wide unique attempt tokens (shared-memory slot values)
 
 
@@ -120,6 +122,7 @@ class Run(Settling):
         self._handoffs: List[Any] = []         # HeldTasks of other runs handed a slot, resumed after the lock
         self._abandoned = 0
         self._lane_debt = 0   # abandoned thread calls not yet told to the thread lane (+) or back (-)
+        self._notes: List[Tuple[int, str, tuple]] = []  # log records made under the lock, emitted after
         self._listeners = 0
         self._closed = self._cancelled = self._over = False
         self._on_over: List[Callable[[], None]] = []
@@ -391,7 +394,7 @@ class Run(Settling):
                 kinds = self._ready.kinds() if self._ready.count else ()
             if attempt is None or len(kinds) > 1 or (kinds and kinds[0] != "thread"):
                 self._offer(kinds, wake=False)
-            elif self._listeners or self._handoffs or self._lane_debt:
+            elif self._listeners or self._handoffs or self._lane_debt or self._notes:
                 self._after()
         return quick, calls
 
@@ -496,6 +499,11 @@ class Run(Settling):
         self._after()
 
     def _after(self) -> None:
+        if self._notes:
+            with self._lock:
+                notes, self._notes = self._notes, []
+            for level, message, args in notes:
+                _log.log(level, message, *args)
         if self._lane_debt:  # the thread lane lends a worker for each abandoned call still running
             with self._lock:
                 debt, self._lane_debt = self._lane_debt, 0

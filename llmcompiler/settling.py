@@ -10,6 +10,7 @@ the lock order.
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import CancelledError
 from concurrent.futures.process import BrokenProcessPool
@@ -114,11 +115,15 @@ class Settling:
                 and not outcome.step:
             self._log.append(_RETRYING, idx, now, outcome.worker)
             self._tries[idx] = attempt.number
+            self._note(logging.WARNING, "task %d: tool '%s' failed (%s), retry %d of %d", idx, tool.name,
+                       type(error).__name__, attempt.number, tool.retries)
             self._parts.timers.schedule(time.monotonic() + retry_delay(tool.backoff, attempt.number),
                                         partial(self._guarded, self._retry, idx))
             return
-        self._fail_task(idx, failure_kind(error), error, now, outcome.worker, outcome.step,
-                        attempt, outcome.traceback)
+        kind = failure_kind(error)
+        if kind != "failed":  # a timeout or a worker's death: the engine's business, not the tool's
+            self._note(logging.WARNING, "%s", message_of(error))  # it names the task and the tool
+        self._fail_task(idx, kind, error, now, outcome.worker, outcome.step, attempt, outcome.traceback)
 
     def _observe(self, idx: int, value: Any, now: float, worker: Optional[str], cached: bool,
                  key: Any) -> None:
@@ -145,6 +150,7 @@ class Settling:
         self._breakages[idx] = verdict.breakages
         if not verdict.resubmit:
             return verdict.error
+        self._note(logging.INFO, "task %d: caught in another worker's death, resubmitted", idx)
         del self._attempts[idx]
         self._tries[idx] = attempt.number - 1  # a free resubmission: not an attempt of its own
         self._push_ready(idx)
@@ -175,6 +181,8 @@ class Settling:
 
     def _settle_stale(self, attempt: Attempt, error: BaseException) -> None:
         """Under the lock: fail a still-running attempt now; its call goes on, no longer counting."""
+        self._note(logging.WARNING, "task %d: its %s call is abandoned; it runs on until it returns",
+                   attempt.idx, attempt.kind)
         self._settle(attempt, Outcome(None, error, "", 0.0, 0.0, None), call_ended=False)
         attempt.stale = True
         if attempt.kind == "thread":
@@ -268,6 +276,8 @@ class Settling:
         caller to stop once the lock is released. ``err`` is why, if not the caller's ``cancel()``."""
         if self._over:
             return []
+        self._note(logging.INFO, "run cancelled%s: %d tasks unfinished", f" ({message_of(err)})" if err else "",
+                   self._graph.unfinished)
         running = list(self._attempts.values())
         for attempt in running:
             attempt.stale = True
@@ -287,12 +297,19 @@ class Settling:
         self._check_over()
         return [attempt for attempt in running if attempt.kind != "thread"]
 
+    def _note(self, level: int, message: str, *args: Any) -> None:
+        """Under the lock: a log record to emit once the lock is released (a handler is the caller's
+        code, which never runs under it)."""
+        self._notes.append((level, message, args))
+
     def _check_over(self) -> None:
         if self._over or not self._closed or self._graph.unfinished:
             return
         self._over = True
         self.finished = time.perf_counter()
         self._changed.notify_all()
+        self._note(logging.DEBUG, "run over after %.3f s: %d observations, %d failures",
+                   self.finished - self.started, len(self._observed), len(self._failures))
 
 
 
