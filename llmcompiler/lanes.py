@@ -13,7 +13,9 @@
 
 Fairness: a run with ready tasks waits in a lane's queue of runs, once; a worker (or a free slot) serves
 the run at the head, one task, and the run goes to the back if it has more. Ready work is therefore taken
-round-robin across runs, one task per turn, whatever each run's size.
+round-robin across runs, one task per turn, whatever each run's size. A thread worker keeps serving its
+run (no handoff on a chain) while idle workers remain for the runs that wait; once none is left, it
+yields its turn after each task.
 
 Locks: each lane has one, a leaf: a lane never calls a run while holding it, and runs offer themselves to
 lanes only after releasing their own lock.
@@ -50,16 +52,20 @@ class ThreadLane:
         self._names = itertools.count(1)
         self._lent = 0                    # workers lent for abandoned calls still running
         self._idle = 0                    # workers waiting for work
-        self._waking = 0                  # workers notified or started, not yet back for work
+        self._notified = 0                # idle workers notified, not yet back for work
+        self._starting = 0                # workers started, not yet taking work
         self.calls = 0                    # thread calls started so far, counted by the runs without
                                           # the lock: only "did it change" is ever asked of it
         self._busy: set = set()           # names of the workers serving a run now
+        self.in_quick_call: dict = {}     # worker name -> whether its call now usually takes
+                                          # microseconds (written by the worker itself, read as a hint)
         self.watching = False
         self._closed = False
 
-    def offer(self, run: Any, wake: bool) -> None:
+    def offer(self, run: Any, wake: bool, count: int = 1) -> None:
         """``run`` has ready thread tasks. ``wake``: make sure a worker comes for them (False when the
-        caller is a worker that is about to come back for work anyway)."""
+        caller is a worker that is about to come back for work anyway); ``count``: as many as that,
+        when the caller knows that many calls can start at once."""
         with self._lock:
             if self._closed:
                 return
@@ -67,7 +73,7 @@ class ThreadLane:
                 self.queued.add(run)
                 self._runs.append(run)
             if wake:
-                self._wake()
+                self._wake(count)
 
     def taken(self, quick_in_hand: bool) -> None:
         """A worker took a task and its run has more: wake the next worker (one at a time), or, when
@@ -80,24 +86,37 @@ class ThreadLane:
             else:
                 self._wake()
 
-    def others_waiting(self, run: Any) -> bool:
-        """Whether a run other than ``run`` waits for a turn (a hint, read without the lock)."""
-        runs = self._runs
-        return bool(runs) and (len(runs) > 1 or runs[0] is not run)
+    def runs_waiting(self) -> bool:
+        """Whether any run waits for a turn (a hint, read without the lock)."""
+        return bool(self._runs)
 
-    def _wake(self) -> None:
-        """Under the lock: one more worker comes for work, unless one is on its way already."""
-        if self._waking or not self._runs:
+    def others_waiting(self, run: Any) -> bool:
+        """Whether a run other than ``run`` waits for a turn that no idle worker is left to give it
+        (a hint, read without the lock): then the worker serving ``run`` yields its turn."""
+        runs = self._runs
+        return bool(runs) and (len(runs) > 1 or runs[0] is not run) and self._idle <= self._notified
+
+    def _wake(self, count: int = 1) -> None:
+        """Under the lock: make sure ``count`` workers are on their way for work (notified, or started
+        if none is idle). Workers on their way wake the next ones if work is left when they get it, so
+        no more are woken than will find something to do."""
+        if not self._runs:
             return
-        if self._idle:
-            self._waking += 1
-            self._work.notify()
-        elif len(self._threads) < self.size + self._lent:
-            self._waking += 1
-            thread = threading.Thread(target=self._loop, name=f"{self._name}-{next(self._names)}",
-                                      daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        on_the_way = self._notified + self._starting
+        want = count
+        while on_the_way < want:
+            if self._idle > self._notified:
+                self._notified += 1
+                self._work.notify()
+            elif len(self._threads) < self.size + self._lent:
+                self._starting += 1
+                thread = threading.Thread(target=self._loop, name=f"{self._name}-{next(self._names)}",
+                                          daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            else:
+                return
+            on_the_way += 1
 
     def lend(self, count: int) -> None:
         """``count`` thread calls were abandoned (timed out or cancelled, still running): the lane may
@@ -125,12 +144,14 @@ class ThreadLane:
             with self._lock:
                 self._busy.discard(worker)
                 if woken:
-                    self._waking -= 1
+                    self._starting -= 1
                     woken = False
-                # Two workers trading microsecond calls only contend: once another worker has made
-                # progress since this one's last turn, this one steps back (the stall watch brings it
-                # back if every awake worker gets stuck).
-                if quick and self.calls - seen > mine and self._busy:
+                # Two workers trading microsecond calls only contend: when another worker is in such
+                # a call now and has made progress since this one's last turn, this one steps back (the
+                # stall watch brings it back if every awake worker gets stuck). A worker in a longer
+                # call is no reason to step back: the ready work would wait for it.
+                if quick and self.calls - seen > mine and \
+                        any(self.in_quick_call.get(other) for other in self._busy):
                     self._idle_until_woken()
                 while not self._runs:
                     if self._closed:
@@ -157,8 +178,8 @@ class ThreadLane:
         self._idle += 1
         self._work.wait()
         self._idle -= 1
-        if self._waking:
-            self._waking -= 1
+        if self._notified:
+            self._notified -= 1
 
     @property
     def threads(self) -> int:

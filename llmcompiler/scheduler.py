@@ -374,15 +374,17 @@ class Run(Settling):
             lane.calls += 1
             calls += 1
             tool = attempt.tool
-            if self._ready.count and self._ready.has("thread"):
-                # Others may take those: make sure one comes, unless this call is over before a
-                # woken thread would be up (hints read without the lane's lock).
-                if self not in lane.queued:
-                    lane.offer(self, wake=False)
-                mean = self._parts.stats.mean(tool.name)
-                if mean is None or mean >= _QUICK_CALL or not lane.watching:
-                    lane.taken(quick_in_hand=mean is not None and mean < _QUICK_CALL)
-            elif self._listeners:
+            mean = self._parts.stats.mean(tool.name)
+            quick_expected = mean is not None and mean < _QUICK_CALL
+            lane.in_quick_call[worker] = quick_expected
+            more_here = self._ready.count and self._ready.has("thread")
+            if more_here and self not in lane.queued:  # others may take those (hints read without
+                lane.offer(self, wake=False)            # the lane's lock)
+            if (more_here or lane.runs_waiting()) and (not quick_expected or not lane.watching):
+                # Ready work (this run's or another's) waits: one more worker comes for it, unless
+                # this call is over before a woken thread would be up.
+                lane.taken(quick_in_hand=quick_expected)
+            if self._listeners:
                 self._notify()
             outcome = self._call(attempt, tool, worker)
             quick = outcome.finished - outcome.started < _QUICK_CALL
@@ -491,12 +493,22 @@ class Run(Settling):
         parts = self._parts
         for kind in kinds:
             if kind == "thread":
-                parts.threads.offer(self, wake)
+                parts.threads.offer(self, wake, self._startable() if wake else 1)
             else:
                 lane = parts.submit_lanes[kind]
                 lane.offer(self)
                 lane.pump()
         self._after()
+
+    def _startable(self) -> int:
+        """How many ready thread tasks could start at once (a hint, read without the lock): one when
+        the best of them usually takes microseconds (one worker runs them all sooner)."""
+        idx = self._ready.peek("thread")
+        task = self._tasks.get(idx) if idx is not None else None
+        if task is None:
+            return 1
+        mean = self._parts.stats.mean(task.tool)
+        return 1 if mean is not None and mean < _QUICK_CALL else self._ready.size("thread")
 
     def _after(self) -> None:
         if self._notes:
