@@ -9,6 +9,7 @@ reads). Every wait has a timeout, and the fixture joins the server's threads and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -44,24 +45,37 @@ def _no_response(handler: _Handler) -> None:
     raise AssertionError("the test did not set server.respond")
 
 
-@pytest.fixture
-def server():
+@contextlib.contextmanager
+def serving(ssl_context=None):
+    """A running test server (TLS with ``ssl_context``); shut down and its threads joined on exit."""
     threads_before = set(threading.enumerate())
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    scheme = "http"
+    if ssl_context is not None:
+        httpd.socket = ssl_context.wrap_socket(httpd.socket, server_side=True)
+        scheme = "https"
     httpd.requests = []
     httpd.respond = _no_response
     httpd.release = threading.Event()  # set at teardown: handlers that stall stop waiting
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.url = f"{scheme}://127.0.0.1:{httpd.server_address[1]}/v1"
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield httpd
-    httpd.release.set()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
-    for leftover in set(threading.enumerate()) - threads_before:  # handler threads
-        leftover.join(timeout=5)
+    try:
+        yield httpd
+    finally:
+        httpd.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+        for leftover in set(threading.enumerate()) - threads_before:  # handler threads
+            leftover.join(timeout=5)
     assert not (set(threading.enumerate()) - threads_before), "a server thread was left behind"
+
+
+@pytest.fixture
+def server():
+    with serving() as httpd:
+        yield httpd
 
 
 @pytest.fixture(autouse=True)
