@@ -22,10 +22,14 @@ so ``import llmcompiler`` starts no thread or process and takes about a millisec
 
 from __future__ import annotations
 
+import logging as _logging
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, List
 
 __version__ = "0.1.0"
+
+# The package logs to "llmcompiler" and its children; silent unless the application configures logging.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 # Public name -> the module (relative to this package) that defines it.
 _EXPORTS = {
