@@ -225,6 +225,18 @@ def test_environment_variables_are_the_defaults(server, monkeypatch):
     assert KEY not in repr(client)
 
 
+def test_with_model_keeps_the_server_and_key_and_counts_its_own_usage(server):
+    server.respond = normal_answer
+    planner = OpenAIChat("big", base_url=server.url, api_key=KEY, timeout=7, retries=1)
+    joiner = planner.with_model("small")
+    assert joiner.complete(MESSAGES) == "Hello"
+    assert server.requests[0]["body"]["model"] == "small"
+    assert server.requests[0]["headers"]["authorization"] == f"Bearer {KEY}"
+    assert (joiner.url, joiner.timeout, joiner.retries) == (planner.url, 7.0, 1)
+    assert joiner.usage == Usage(12, 3, 15) and planner.usage == Usage() and planner.model == "big"
+    assert KEY not in repr(joiner) and KEY not in repr(vars(joiner))
+
+
 def test_defaults_without_environment():
     client = OpenAIChat()
     assert client.model == "gpt-4o-mini"
@@ -310,7 +322,7 @@ def test_connection_refused_names_the_url():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = OpenAIChat("m", base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY)
+    client = OpenAIChat("m", base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, retries=0)
     with pytest.raises(LLMConnectionError) as caught:
         client.complete(MESSAGES)
     assert isinstance(caught.value, ConnectionError)
