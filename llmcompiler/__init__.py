@@ -44,6 +44,7 @@ _EXPORTS = {
     # the compiler loop and language models
     "LLMCompiler": "compiler", "CompilerResult": "compiler",
     "LLM": "llm", "OpenAIChat": "llm", "ScriptedLLM": "llm", "Usage": "llm",
+    "AsyncLLM": "llm", "astream_of": "llm",
     # errors
     "LLMCompilerError": "errors", "PlanError": "errors", "PlanSyntaxError": "errors",
     "DuplicateTaskError": "errors", "UnknownReferenceError": "errors", "CycleError": "errors",
@@ -77,7 +78,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
                          PlanSyntaxError, RunClosedError, RunError, RunTimeoutError, StoreError,
                          TaskTimeoutError, ToolCallError, ToolDefinitionError, ToolError,
                          UnknownReferenceError, WorkerDiedError)
-    from .llm import LLM, OpenAIChat, ScriptedLLM, Usage
+    from .llm import LLM, AsyncLLM, OpenAIChat, ScriptedLLM, Usage, astream_of
     from .plan import PlanParser, Task, parse_plan, validate_tasks
     from .engine import Engine, run_tasks
     from .results import Event, RunInterrupted, RunResult, TaskFailure
