@@ -247,7 +247,7 @@ def retry_delay(attempt: int, error: LLMError, retry_after: Optional[str], base:
         wait = max(wait, float(retry_after)) if retry_after else wait
     except ValueError:
         pass  # an HTTP date: keep the exponential wait
-    return min(wait, MAX_RETRY_WAIT) if wait == wait else MAX_RETRY_WAIT  # NaN -> the cap
+    return min(wait, MAX_RETRY_WAIT)
 
 
 def reason(exc: OSError) -> str:

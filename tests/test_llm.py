@@ -331,7 +331,7 @@ def test_connection_refused_names_the_url():
 
 
 def test_import_is_cheap():
-    """llm.py (with errors.py) loads neither http.client nor ssl nor json until it is used.
+    """llm.py and openai_chat.py load neither http.client nor ssl nor json nor asyncio until used.
 
     (urllib.parse is left out: Python's startup already imports it.)
     """
@@ -340,8 +340,8 @@ def test_import_is_cheap():
         "import sys, types\n"
         f"package = types.ModuleType('llmcompiler'); package.__path__ = [{package!r}]\n"
         "sys.modules['llmcompiler'] = package\n"
-        "import llmcompiler.llm\n"
-        "print(sorted(m for m in ('http.client', 'ssl', 'json') if m in sys.modules))\n"
+        "import llmcompiler.llm, llmcompiler.openai_chat\n"
+        "print(sorted(m for m in ('http.client', 'ssl', 'json', 'asyncio') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr

@@ -115,6 +115,25 @@ def test_a_refused_connection_is_retried_then_names_the_url(transport, caplog):
     assert "retry 1 of 2" in retries[0].getMessage() and "retry 2 of 2" in retries[1].getMessage()
 
 
+@pytest.mark.parametrize("error, retry_after, attempt, expected", [
+    (LLMHTTPError("busy", status=429), None, 0, 0.5),
+    (LLMHTTPError("busy", status=503), None, 2, 2.0),
+    (LLMHTTPError("busy", status=429), "3", 0, 3.0),
+    (LLMHTTPError("busy", status=429), "0.1", 1, 1.0),
+    (LLMHTTPError("busy", status=429), "3600", 0, 20.0),
+    (LLMHTTPError("busy", status=503), "Wed, 21 Oct 2026 07:28:00 GMT", 0, 0.5),
+    (LLMConnectionError("refused"), None, 1, 1.0),
+    (LLMHTTPError("no", status=400), None, 0, None),
+    (LLMHTTPError("no", status=401), "1", 0, None),
+    (LLMTimeoutError("stalled"), None, 0, None),
+    (LLMError("error event"), None, 0, None),
+])
+def test_which_failures_are_retried_and_after_how_long(error, retry_after, attempt, expected):
+    from llmcompiler._chat_wire import retry_delay
+
+    assert retry_delay(attempt, error, retry_after, 0.5) == expected
+
+
 @pytest.mark.parametrize("transport", ["sync", "async"])
 def test_a_busy_server_is_retried_and_the_answer_streams(server, transport):
     def answer(handler):
