@@ -216,6 +216,8 @@ class OpenAIChat(ChatModel):
             reader = wire.AnswerReader(self.url, self._scrub, streamed=streamed)
             while not reader.done:
                 chunk = self._read(response, http.client)
+                if not chunk and response.length:  # http.client takes an early end as the end
+                    raise wire.cut_short(self.url, f"{response.length} bytes of the body never came")
                 yield from reader.feed(chunk) if chunk else reader.finish()
                 if not chunk:
                     break

@@ -195,6 +195,27 @@ def test_a_long_error_message_is_shown_whole_up_to_a_limit_and_scrubbed(server):
     assert KEY not in text and text.endswith(": Invalid key ***. " + "Details. " * 39 + "Details.")
 
 
+@pytest.mark.parametrize("transport", ["sync", "async"])
+@pytest.mark.parametrize("framing", ["chunked", "content-length"])
+def test_a_connection_dropped_mid_answer_is_a_connection_error(server, transport, framing):
+    first = delta("first ")
+
+    def answer(handler):
+        if framing == "chunked":
+            handler.protocol_version = "HTTP/1.1"
+            start(handler, Transfer_Encoding="chunked")
+            write_pieces(handler, [b"%x\r\n%s\r\n" % (len(first), first), b"400\r\ndata: {"])
+        else:
+            start(handler, Content_Length=str(len(first) + 500))
+            write_pieces(handler, [first])
+        handler.close_connection = True  # and the server hangs up, the answer unfinished
+
+    server.respond = answer
+    client = OpenAIChat("m", base_url=server.url)
+    with pytest.raises(LLMConnectionError, match="response cut short"):
+        read_answer(client, transport)
+
+
 def test_an_error_event_after_text_raises_on_the_next_chunk(server):
     def answer(handler):
         start(handler)
