@@ -194,3 +194,63 @@ def test_arun_model_failure_mid_plan_cancels_and_raises():
         with pytest.raises(LLMError, match="connection lost") as caught:
             asyncio.run(compiler.arun("q?"))
     assert sorted(caught.value.result.tasks) == [1]
+
+
+class RoleModel:
+    """Answers by what it is asked, so any question can start afresh: plan 1, a replan, plan 2, finish."""
+
+    async def astream(self, messages):
+        system, user = messages[0]["content"], messages[-1]["content"]
+        if "join()<END_OF_PLAN>" in system:
+            plan = ('1. search("a")\n2. pause($1)\n3. search("$2")\njoin()' if "numbering at 1." in user
+                    else '4. pause("b")\n5. search($4)\njoin()')
+            for line in plan.splitlines(keepends=True):
+                await asyncio.sleep(0)
+                yield line
+        else:
+            yield FINISH if "Plan 2:" in user else "Action: Replan(more)"
+
+    def stream(self, messages):  # pragma: no cover - arun uses astream
+        raise AssertionError("stream() must not be used by arun")
+
+
+@pytest.mark.parametrize("cancel_after", [1, 3, 6, 9, 12, 100])
+def test_cancelling_at_any_event_ends_cleanly_and_the_engine_goes_on(cancel_after):
+    """Cancel the awaiting task at the n-th scheduler event (or never, past the last): the question
+    either ends with CancelledError or answers; every task that started has ended; the same compiler
+    then answers the next question."""
+    def pause(text: str) -> str:
+        """A short call."""
+        threading.Event().wait(0.005)
+        return text
+
+    events = []
+
+    async def main(compiler):
+        loop = asyncio.get_running_loop()
+        answering = None
+
+        def on_event(event):
+            events.append(event)
+            if len(events) == cancel_after:
+                loop.call_soon_threadsafe(answering.cancel)
+
+        answering = asyncio.ensure_future(compiler.arun("q?", on_event=on_event))
+        try:
+            return await answering
+        except asyncio.CancelledError:
+            return None
+
+    with LLMCompiler(RoleModel(), [search, pause]) as compiler:
+        result = asyncio.run(main(compiler))
+        started = {e.task for e in events if e.kind == "started"}
+        ended = {e.task for e in events if e.kind in ("finished", "failed", "cancelled", "skipped")}
+        assert started <= ended
+        again = asyncio.run(compiler.arun("next?"))
+    assert again.answer == "the answer" and again.observations[5] == "found(b)"
+    if cancel_after > len(events):  # never cancelled
+        assert result is not None
+    if cancel_after <= len(events) // 2:  # cancelled well before the end: no answer
+        assert result is None
+    if result is not None:  # not cancelled, or cancelled too late to matter
+        assert result.observations == again.observations and result.answer == "the answer"
