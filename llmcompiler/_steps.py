@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Generator, List, NamedTuple, Optional, Union
+from typing import Any, Callable, Dict, Generator, List, NamedTuple, Optional, Protocol, Union
 
 from .cache import CallCache
 from .errors import PlanError, ToolCallError, UnknownReferenceError
@@ -23,7 +23,7 @@ from .rounds import CompilerResult, Round
 from .scheduler import Run
 from .tools import ToolRegistry
 
-__all__ = ["Question", "Stream", "Wait", "Step", "PlanReader", "TextReader", "UsageMeter", "drive", "adrive",
+__all__ = ["Question", "Reader", "Stream", "Wait", "Step", "PlanReader", "TextReader", "UsageMeter", "drive", "adrive",
            "stream_into", "astream_into"]
 
 # After the plan ended, at most this many more chunks are read (for the usage report a server sends
@@ -91,12 +91,26 @@ class Question:
         return self.meters[id(llm)]
 
 
+class Reader(Protocol):
+    """Where a ``Stream`` step puts the chunks: ``feed`` each (True: stop reading), ``end`` when the
+    stream ended by itself, ``finished`` once reading stopped either way; ``drain`` says whether the
+    rest of a stopped stream is read (for a usage report at its end)."""
+
+    drain: bool
+
+    def feed(self, chunk: str) -> bool: ...
+
+    def end(self) -> None: ...
+
+    def finished(self) -> None: ...
+
+
 class Stream(NamedTuple):
     """Step: stream ``llm``'s answer to ``messages`` into ``reader`` until it says stop."""
 
     llm: LLM
     messages: List[dict]
-    reader: Any  # PlanReader or TextReader
+    reader: Reader
     meter: UsageMeter
 
 
@@ -205,6 +219,7 @@ def stream_into(step: Stream) -> None:
     finally:
         getattr(stream, "close", lambda: None)()
         step.meter.after_call()
+
 
 async def astream_into(step: Stream) -> None:
     """Perform a ``Stream`` step on the event loop, with ``astream_of``."""
