@@ -78,10 +78,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
                          PlanSyntaxError, RunClosedError, RunError, RunTimeoutError, StoreError,
                          TaskTimeoutError, ToolCallError, ToolDefinitionError, ToolError,
                          UnknownReferenceError, WorkerDiedError)
-    from .llm import LLM, AsyncLLM, OpenAIChat, ScriptedLLM, Usage, astream_of
+    from .llm import LLM, OpenAIChat, ScriptedLLM, Usage
     from .plan import PlanParser, Task, parse_plan, validate_tasks
     from .engine import Engine, run_tasks
     from .results import Event, RunInterrupted, RunResult, TaskFailure
     from .scheduler import Run
     from .store import LocalStore, ManagerStore, ObservationStore
     from .tools import Tool, ToolRegistry, as_registry, tool
+    from .llm import AsyncLLM, astream_of
