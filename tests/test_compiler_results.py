@@ -306,3 +306,16 @@ def test_logs_tell_the_story_and_never_show_the_key(server, caplog):
     messages = [record.getMessage() for record in caplog.records if record.levelname == "INFO"]
     assert messages[0] == "question: q?" and any(m.startswith("replanning after plan 1") for m in messages)
     assert any(m.startswith("answered after 2 plan(s)") for m in messages)
+
+
+def test_a_task_whose_arguments_cannot_be_shown_is_described():
+    from llmcompiler.plan import Task
+    from llmcompiler.prompts import joiner_messages
+    from llmcompiler.results import RunResult
+    from llmcompiler.rounds import Round
+
+    round_ = Round(1, 1, tasks=[Task(1, "count", (10 ** 5000,)), Task(2, "echo", ("x" * 50_000,))])
+    round_.result = RunResult({1: 10 ** 5000, 2: "y" * 50_000}, {}, [], {})
+    prompt = joiner_messages("q?", [round_], last=True, observation_limit=300)[1]["content"]
+    assert "1. count(<arguments too large to show>) -> 1000" in prompt
+    assert "2. echo('xxx" in prompt and len(prompt) < 2_000
