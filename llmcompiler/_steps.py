@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Generator, List, NamedTuple, Optional, Protocol, Union
 
 from .cache import CallCache
-from .errors import PlanError, ToolCallError, UnknownReferenceError
+from .errors import PlanError, RunTimeoutError, ToolCallError, UnknownReferenceError
 from .llm import LLM, Usage, astream_of, model_name
 from .plan import PlanParser, Task
 from .rounds import CompilerResult, Round
 from .scheduler import Run
 from .tools import ToolRegistry
 
-__all__ = ["Question", "Reader", "Stream", "Wait", "Step", "PlanReader", "TextReader", "UsageMeter", "drive", "adrive",
+__all__ = ["Deadline", "Question", "Reader", "Stream", "Wait", "Step", "PlanReader", "TextReader", "UsageMeter", "drive", "adrive",
            "stream_into", "astream_into"]
 
 # After the plan ended, at most this many more chunks are read (for the usage report a server sends
@@ -74,12 +74,35 @@ def _counts(usage: Any) -> Optional[tuple]:
 # -- one question's state, and the steps the loop waits on ---------------------------------------------
 
 
+class Deadline(NamedTuple):
+    """When a question must be answered by: ``at`` (a ``time.perf_counter()`` value), ``timeout``
+    seconds after it started."""
+
+    at: float
+    timeout: float
+
+    def left(self) -> float:
+        """Seconds left (0 once passed)."""
+        return max(0.0, self.at - time.perf_counter())
+
+    def check(self) -> None:
+        """Raise ``expired()`` once the deadline has passed."""
+        if time.perf_counter() >= self.at:
+            raise self.expired()
+
+    def expired(self) -> RunTimeoutError:
+        """The error for a question not answered in time."""
+        return RunTimeoutError(f"the question was not answered within {self.timeout:g} s")
+
+
 @dataclass
 class Question:
-    """What one question has so far: its rounds, one usage meter per model, its call cache."""
+    """What one question has so far: its rounds, one usage meter per model, its call cache, and the
+    deadline it must be answered by (None: no limit)."""
 
     text: str
     started: float
+    deadline: Optional[Deadline] = None
     rounds: List[Round] = field(default_factory=list)
     meters: Dict[int, UsageMeter] = field(default_factory=dict)  # id(llm) -> meter
     names: Dict[int, str] = field(default_factory=dict)  # id(llm) -> model name
@@ -112,12 +135,14 @@ class Stream(NamedTuple):
     messages: List[dict]
     reader: Reader
     meter: UsageMeter
+    deadline: Optional[Deadline] = None  # checked after each chunk
 
 
 class Wait(NamedTuple):
-    """Step: wait for ``run`` to be over; its ``RunResult`` is sent back."""
+    """Step: wait for ``run`` to be over (at most until ``deadline``); its ``RunResult`` is sent back."""
 
     run: Run
+    deadline: Optional[Deadline] = None
 
 
 Step = Union["Stream", "Wait"]
@@ -210,6 +235,8 @@ def stream_into(step: Stream) -> None:
         for chunk in stream:
             if step.reader.feed(chunk):
                 break
+            if step.deadline is not None:
+                step.deadline.check()
         else:
             step.reader.end()
         step.reader.finished()
@@ -231,6 +258,8 @@ async def astream_into(step: Stream) -> None:
             if step.reader.feed(chunk):
                 ended = False
                 break
+            if step.deadline is not None:
+                step.deadline.check()
         if ended:
             step.reader.end()
         step.reader.finished()

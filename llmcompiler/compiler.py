@@ -69,7 +69,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, Generator, List, Optional
 
-from ._steps import PlanReader, Question, Step, Stream, TextReader, Wait, adrive, astream_into, drive, stream_into
+from ._steps import (Deadline, PlanReader, Question, Step, Stream, TextReader, Wait, adrive, astream_into, drive,
+                     stream_into)
 from .cache import CallCache
 from .engine import Engine
 from .errors import LLMCompilerError, RunClosedError, RunTimeoutError
@@ -168,7 +169,7 @@ class LLMCompiler:
             self.engine.close()
 
     def run(self, question: str, *, on_event: EventCallback = None, on_task: TaskCallback = None,
-            on_round: RoundCallback = None) -> CompilerResult:
+            on_round: RoundCallback = None, timeout: Optional[float] = None) -> CompilerResult:
         """Answer ``question``; returns a ``CompilerResult``.
 
         Callbacks, for showing progress: ``on_event`` gets every scheduler ``Event`` (from worker
@@ -176,12 +177,17 @@ class LLMCompiler:
         each round once decided. An exception from a callback ends ``run`` with that exception (one
         from ``on_event`` once the plan's run is over).
 
-        Raises ``RunClosedError`` after ``close()``, ValueError for an empty question, ``LLMError``
-        when a model call fails (``JoinerOutputError`` when the joiner's answer cannot be read and
-        ``lenient`` is off), ``RunInterrupted`` on ``KeyboardInterrupt``; running tasks are cancelled
-        first, and the error's ``result`` is the partial ``CompilerResult``.
+        ``timeout`` (seconds) bounds the whole question: past it, the current run is cancelled and
+        ``RunTimeoutError`` raised. It is checked between the model's chunks and while tasks run, so a
+        model that stalls mid-answer is bounded by its own timeout (``arun`` has no such limit).
+
+        Raises ``RunClosedError`` after ``close()``, ValueError for an empty question or a bad
+        timeout, ``LLMError`` when a model call fails (``JoinerOutputError`` when the joiner's answer
+        cannot be read and ``lenient`` is off), ``RunTimeoutError`` past ``timeout``,
+        ``RunInterrupted`` on ``KeyboardInterrupt``; running tasks are cancelled first, and the
+        error's ``result`` is the partial ``CompilerResult``.
         """
-        state = self._begin(question)
+        state = self._begin(question, timeout)
         try:
             return drive(self._answer(state, on_event, on_task, on_round), self._perform)
         except KeyboardInterrupt:
@@ -191,7 +197,7 @@ class LLMCompiler:
             raise
 
     async def arun(self, question: str, *, on_event: EventCallback = None, on_task: TaskCallback = None,
-                   on_round: RoundCallback = None) -> CompilerResult:
+                   on_round: RoundCallback = None, timeout: Optional[float] = None) -> CompilerResult:
         """``run`` for asyncio: answers ``question`` without blocking the caller's event loop.
 
         The models are read with ``astream`` (``llm.astream_of``: a thread for a model with only
@@ -199,22 +205,34 @@ class LLMCompiler:
         called on the event loop, ``on_event`` on worker threads. Cancelling the awaiting task cancels
         the question: the model's stream is closed, the current run cancelled (nothing new starts,
         process tools are terminated, thread tools abandoned), and ``CancelledError`` is raised once
-        that is done. Raises what ``run`` raises, with ``result`` attached the same way.
+        that is done. ``timeout`` bounds the whole question, a stalled model too: past it, the
+        question is cancelled the same way and ``RunTimeoutError`` raised. Raises what ``run`` raises,
+        with ``result`` attached the same way.
         """
-        state = self._begin(question)
+        import asyncio
+
+        state = self._begin(question, timeout)
+        answering = adrive(self._answer(state, on_event, on_task, on_round), self._aperform)
         try:
-            return await adrive(self._answer(state, on_event, on_task, on_round), self._aperform)
+            return await (answering if timeout is None else asyncio.wait_for(answering, timeout))
         except LLMCompilerError as error:
             error.result = self._result(state, None, partial=True)  # type: ignore[attr-defined]
             raise
+        except asyncio.TimeoutError:  # wait_for cancelled the question: it is over
+            expired = state.deadline.expired()  # type: ignore[union-attr]
+            expired.result = self._result(state, None, partial=True)  # type: ignore[attr-defined]
+            raise expired from None
 
-    def _begin(self, question: str) -> Question:
+    def _begin(self, question: str, timeout: Optional[float]) -> Question:
         if self._closed:
             raise RunClosedError("this LLMCompiler is closed")
         if not isinstance(question, str) or not question.strip():
             raise ValueError(f"question must be a non-empty string, got {question!r}")
+        if timeout is not None and not (isinstance(timeout, (int, float)) and 0 < timeout < float("inf")):
+            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
         _log.info("question: %s", short_text(question, _LOGGED_TEXT))
-        return Question(question, time.perf_counter())
+        started = time.perf_counter()
+        return Question(question, started, None if timeout is None else Deadline(started + timeout, timeout))
 
     # -- the loop, as steps ---------------------------------------------------------------------
 
@@ -250,6 +268,8 @@ class LLMCompiler:
         known = {idx: value for round_ in rounds if round_.result
                  for idx, value in round_.result.observations.items()}
         failed = {idx for round_ in rounds if round_.result for idx in round_.result.failures}
+        if state.deadline is not None:
+            state.deadline.check()
         round_ = Round(number, max(earlier, default=0) + 1)
         messages = planner_messages(self.tools, state.text, rounds, round_.first_index, self.observation_limit)
         run = self._start_run(on_event, known, state.cache)
@@ -257,10 +277,10 @@ class LLMCompiler:
         try:
             reader = PlanReader(self.tools, self.lenient, run, round_, earlier, failed, on_task)
             round_.planning_started = time.perf_counter()
-            yield Stream(self.llm, messages, reader, state.meter(self.llm))
+            yield Stream(self.llm, messages, reader, state.meter(self.llm), state.deadline)
             # Once the run is over, wait() re-raises the first exception on_event raised (the run went
             # on without the callback); cancelling a run that is over does nothing.
-            round_.result = yield Wait(run)
+            round_.result = yield Wait(run, state.deadline)
         except BaseException:
             run.cancel()  # a model error, an interrupt, a cancelled task: nothing of this run goes on
             round_.result = run.result()
@@ -280,7 +300,7 @@ class LLMCompiler:
         messages = joiner_messages(state.text, state.rounds, last, self.observation_limit)
         reader = TextReader()
         round_.joining_started = time.perf_counter()
-        yield Stream(self.joiner_llm, messages, reader, state.meter(self.joiner_llm))
+        yield Stream(self.joiner_llm, messages, reader, state.meter(self.joiner_llm), state.deadline)
         round_.joining_finished = time.perf_counter()
         round_.joiner = "".join(reader.chunks)
         _log.debug("joiner %d:\n%s", round_.number, short_text(round_.joiner, _LOGGED_TEXT))
@@ -291,25 +311,33 @@ class LLMCompiler:
 
     def _perform(self, step: Step) -> Any:
         """Do one step by blocking: stream the answer, or wait for the run."""
-        return self._wait(step.run) if isinstance(step, Wait) else stream_into(step)
+        return self._wait(step.run, step.deadline) if isinstance(step, Wait) else stream_into(step)
 
     async def _aperform(self, step: Step) -> Any:
         """Do one step on the event loop: stream with ``astream_of``, wait on an executor thread."""
         if isinstance(step, Wait):
-            return await self._await_run(step.run)
+            return await self._await_run(step.run, step.deadline)
         return await astream_into(step)
 
-    def _wait(self, run: Run) -> RunResult:
+    def _wait(self, run: Run, deadline: Optional[Deadline] = None) -> RunResult:
+        """The run's result once it is over. Past ``execution_timeout`` its tasks are cancelled (and
+        the loop goes on); past the question's ``deadline`` (when sooner) RunTimeoutError is raised."""
+        limit = self.execution_timeout
+        if deadline is not None and (limit is None or deadline.left() < limit):
+            try:
+                return run.wait(deadline.left())
+            except RunTimeoutError:
+                raise deadline.expired() from None
         try:
-            return run.wait(self.execution_timeout)
+            return run.wait(limit)
         except RunTimeoutError:
             run.cancel()
-            return run.wait(self.execution_timeout)
+            return run.wait(limit)
 
-    async def _await_run(self, run: Run) -> RunResult:
+    async def _await_run(self, run: Run, deadline: Optional[Deadline]) -> RunResult:
         import asyncio
 
-        waiting = asyncio.get_running_loop().run_in_executor(None, self._wait, run)
+        waiting = asyncio.get_running_loop().run_in_executor(None, self._wait, run, deadline)
         try:
             return await asyncio.shield(waiting)
         except asyncio.CancelledError:

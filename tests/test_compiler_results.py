@@ -5,6 +5,7 @@ cache per question, and logging that never shows an API key.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -319,3 +320,68 @@ def test_a_task_whose_arguments_cannot_be_shown_is_described():
     prompt = joiner_messages("q?", [round_], last=True, observation_limit=300)[1]["content"]
     assert "1. count(<arguments too large to show>) -> 1000" in prompt
     assert "2. echo('xxx" in prompt and len(prompt) < 2_000
+
+
+# -- a question's own timeout ------------------------------------------------------------------------
+
+
+def _held_tools():
+    release = threading.Event()
+
+    def hold() -> str:
+        """Blocks until released."""
+        release.wait(timeout=WAIT)
+        return "held"
+
+    return [hold, search], release
+
+
+def test_a_question_past_its_timeout_raises_with_the_result():
+    tools, release = _held_tools()
+    llm = ScriptedLLM(['1. search("a")\n2. hold()\njoin()', FINISH])
+    try:
+        with LLMCompiler(llm, tools) as compiler:
+            with pytest.raises(RunTimeoutError, match="not answered within 0.2 s") as caught:
+                compiler.run("q?", timeout=0.2)
+    finally:
+        release.set()
+    partial = caught.value.result
+    assert not partial.complete and partial.observations == {1: "found(a)"}
+    assert partial.failures[2].kind == "cancelled" and llm.remaining == 1  # the joiner was not asked
+
+
+def test_a_slow_plan_past_the_timeout_stops_being_read():
+    llm = ScriptedLLM([[f'{n}. search("{n}")\n' for n in range(1, 200)] + ["join()"], FINISH], delay=0.01)
+    with LLMCompiler(llm, [search]) as compiler:
+        with pytest.raises(RunTimeoutError) as caught:
+            compiler.run("q?", timeout=0.1)
+    partial = caught.value.result
+    assert 0 < len(partial.tasks) < 199 and set(partial.observations) | set(partial.failures) == set(partial.tasks)
+
+
+def test_arun_past_its_timeout_even_with_a_stalled_model():
+    class Stalled:
+        closed = False
+
+        async def astream(self, messages):
+            try:
+                yield '1. search("a")\n'
+                await asyncio.sleep(30)
+            finally:
+                Stalled.closed = True
+
+        def stream(self, messages):  # pragma: no cover - arun uses astream
+            raise AssertionError("stream() must not be used by arun")
+
+    with LLMCompiler(Stalled(), [search]) as compiler:
+        with pytest.raises(RunTimeoutError, match="not answered within 0.2 s") as caught:
+            asyncio.run(compiler.arun("q?", timeout=0.2))
+    assert Stalled.closed and sorted(caught.value.result.tasks) == [1]
+
+
+def test_a_question_within_its_timeout_answers():
+    with LLMCompiler(ScriptedLLM(['1. search("a")\njoin()', FINISH] * 2), [search]) as compiler:
+        assert compiler.run("q?", timeout=WAIT).answer == "the answer"
+        assert asyncio.run(compiler.arun("q?", timeout=WAIT)).answer == "the answer"
+        with pytest.raises(ValueError, match="timeout"):
+            compiler.run("q?", timeout=0)
