@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict
 
+from llmcompiler.executors import default_start_method, process_context
 from llmcompiler.store import LocalStore, ManagerStore, ObservationStore
 
 from .harness import BenchmarkError, Config, Row, Variant, Workload, alternate, ratio_of, scaled
@@ -36,7 +37,7 @@ def store_cost(config: Config) -> Workload:
                         {"small_bytes": len(SMALL), "large_bytes": len(LARGE),
                          "pairs_per_sample": {f"{s}/{v}": n for (s, v), n in counts.items()}})
     started = time.perf_counter()
-    manager = ManagerStore()
+    manager = ManagerStore(process_context(default_start_method()))
     startup = time.perf_counter() - started
     try:
         stores = {"local": LocalStore(), "manager": manager}

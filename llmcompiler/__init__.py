@@ -37,6 +37,7 @@ _EXPORTS = {
     "Task": "plan", "parse_plan": "plan", "PlanParser": "plan", "validate_tasks": "plan",
     # tools
     "Tool": "tools", "ToolRegistry": "tools", "tool": "tools", "as_registry": "tools",
+    "load_config": "config", "RunContext": "context", "ToolConfigError": "errors",
     # running
     "Engine": "engine", "run_tasks": "engine", "Run": "scheduler", "RunResult": "results",
     "TaskFailure": "results", "Event": "results", "RunInterrupted": "results",
@@ -53,6 +54,8 @@ _EXPORTS = {
     "TaskTimeoutError": "errors", "WorkerDiedError": "errors", "StoreError": "errors",
     "LLMError": "errors", "LLMConnectionError": "errors", "LLMHTTPError": "errors",
     "LLMTimeoutError": "errors", "JoinerOutputError": "errors",
+    "ProcessStartError": "errors",
+    "SubstitutionError": "errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -78,6 +81,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
                          PlanSyntaxError, RunClosedError, RunError, RunTimeoutError, StoreError,
                          TaskTimeoutError, ToolCallError, ToolDefinitionError, ToolError,
                          UnknownReferenceError, WorkerDiedError)
+    from .errors import ProcessStartError
+    from .errors import SubstitutionError
     from .llm import LLM, OpenAIChat, ScriptedLLM, Usage
     from .plan import PlanParser, Task, parse_plan, validate_tasks
     from .engine import Engine, run_tasks
@@ -85,4 +90,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .scheduler import Run
     from .store import LocalStore, ManagerStore, ObservationStore
     from .tools import Tool, ToolRegistry, as_registry, tool
+    from .config import load_config
+    from .context import RunContext
+    from .errors import ToolConfigError
     from .llm import AsyncLLM, astream_of

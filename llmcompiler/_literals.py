@@ -6,24 +6,41 @@ comments and a stray ``$``, and turns every bare ``$N`` / ``${N}`` outside a str
 literal ``"$N"``; it raises ``ArgumentError``, which the parser reports with the line and task.
 ``read_arguments`` then parses that text with ``ast`` and accepts only literals -- str, int, float, bool,
 None, list, tuple, dict, a sign on a number -- raising ``PlanSyntaxError`` naming the first thing that is
-not one.
+not one. Literals are bounded: an int of more than ``MAX_DIGITS`` decimal digits (in any base), a float
+that overflows, a NUL character or a lone surrogate is refused with a message saying so, before
+anything later has to print the value.
 
-What ``$N`` means, and the rest of the plan language, belongs to ``plan``, the only user of this module.
-It imports nothing from the package but ``errors``.
+``read_simple_call`` is the fast path for the common one-line call of plain literals: it reads it
+without ``ast`` and answers None for anything else, which then takes the path above.
+
+What ``$N`` means, and the rest of the plan language, belongs to ``parser`` (the only user of this
+module) and ``plan``. It imports nothing from the package but ``errors`` and ``plan.MAX_NESTING``.
 """
 
 from __future__ import annotations
 
 import ast
+import keyword as keyword_module
 import re
 import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import PlanSyntaxError
+from .plan import MAX_NESTING
 
-__all__ = ["ArgumentError", "ArgumentScanner", "read_arguments", "small_int"]
+__all__ = ["ArgumentError", "ArgumentScanner", "read_arguments", "read_simple_call", "small_int", "MAX_DIGITS"]
 
-_MAX_NESTING = 100  # brackets deeper than this are refused (ast's own limit is 200)
+_MAX_NESTING = MAX_NESTING  # brackets deeper than this are refused (ast's own limit is 200)
+# Numbers: an int may have at most this many decimal digits (the interpreter's own limit for str(), so
+# every accepted value can be printed), whatever base it is written in; a float may not overflow.
+MAX_DIGITS = 4300
+_TOO_MANY_DIGITS = f"a number has more than {MAX_DIGITS:,} decimal digits (write a huge value as a string)"
+_INT_LIMIT = 10 ** MAX_DIGITS
+_INT_SAFE_BITS = int(MAX_DIGITS * 3.32)  # below this many bits an int has fewer than MAX_DIGITS digits
+_INFINITY = float("inf")
+# A decimal int of more digits than MAX_DIGITS (underscores between them allowed, as Python does); not
+# the digits of a 0b/0o/0x literal or after a decimal point (those are checked by value after parsing).
+_LONG_DIGITS = re.compile(r"(?<![\w.])(?!0[xXoObB])(?:[0-9]_?){%d}" % (MAX_DIGITS + 1))
 _CLOSER = {"(": ")", "[": "]", "{": "}"}
 # Outside strings: a run of characters that need no attention.
 _PLAIN_CODE = re.compile(r"[^'\"()\[\]{}$#]+")
@@ -70,6 +87,8 @@ class ArgumentScanner:
                 continue
             plain = _PLAIN_CODE.match(segment, pos)
             if plain:
+                if plain.end() - pos > MAX_DIGITS and _LONG_DIGITS.search(plain.group()):
+                    raise ArgumentError(_TOO_MANY_DIGITS)  # before ast spends time converting it
                 out.append(plain.group())
                 pos = plain.end()
                 continue
@@ -137,10 +156,11 @@ class ArgumentScanner:
 class _NotLiteral(Exception):
     """An argument node that is not a literal (internal). ``what`` describes it."""
 
-    def __init__(self, node: ast.AST, what: str):
+    def __init__(self, node: ast.AST, what: str, refused: bool = False):
         super().__init__(what)
         self.node = node
         self.what = what
+        self.refused = refused  # a literal, but out of bounds: ``what`` is the whole message
 
 
 _NODE_NAMES = {
@@ -170,12 +190,17 @@ def _literal(node: ast.AST) -> Any:
     Recursion depth is bounded by the scanner's bracket limit.
     """
     if isinstance(node, ast.Constant):
-        if node.value is None or isinstance(node.value, (str, int, float)):  # bool is an int
-            return node.value
+        value = node.value
+        kind = type(value)
+        if kind is int or kind is float:
+            return _number(value, node)
+        if value is None or kind is str or kind is bool:
+            return value
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         operand = node.operand
         if isinstance(operand, ast.Constant) and type(operand.value) in (int, float):
-            return -operand.value if isinstance(node.op, ast.USub) else operand.value
+            value = _number(operand.value, operand)
+            return -value if isinstance(node.op, ast.USub) else value
     elif isinstance(node, ast.List):
         return [_literal(item) for item in node.elts]
     elif isinstance(node, ast.Tuple):
@@ -183,6 +208,17 @@ def _literal(node: ast.AST) -> Any:
     elif isinstance(node, ast.Dict):
         return {_dict_key(key, node): _literal(value) for key, value in zip(node.keys, node.values)}
     raise _NotLiteral(node, _describe(node))
+
+
+def _number(value: Any, node: ast.AST) -> Any:
+    """A number literal within bounds. Raises ``_NotLiteral`` for an int past ``MAX_DIGITS`` digits (in
+    any base: ``0x`` and 5,000 digits too) or a float that overflowed to infinity (``1e99999``)."""
+    if type(value) is int:
+        if value.bit_length() > _INT_SAFE_BITS and value >= _INT_LIMIT:
+            raise _NotLiteral(node, _TOO_MANY_DIGITS, refused=True)
+    elif value == _INFINITY:
+        raise _NotLiteral(node, "a number too large for a float (it overflows to infinity)", refused=True)
+    return value
 
 
 def _dict_key(node: Optional[ast.AST], parent: ast.AST) -> Any:
@@ -204,6 +240,8 @@ def read_arguments(source: str, line: int, idx: str) -> Tuple[Tuple[Any, ...], D
         return PlanSyntaxError(f"line {line + at - 1}: task {idx}: {message}", line=line + at - 1,
                                task=small_int(idx), text=source)
 
+    if "\x00" in source:  # ast refuses it, in words that differ between Python versions
+        raise fail("a NUL character cannot appear in a plan (inside a string, write it as '\\x00')")
     try:
         # ast warns about the plan's text (SyntaxWarning for "\d"); that is no warning about our code.
         # catch_warnings swaps the process-wide filters for the moment of the parse.
@@ -212,6 +250,9 @@ def read_arguments(source: str, line: int, idx: str) -> Tuple[Tuple[Any, ...], D
             tree = ast.parse(f"_({source})", mode="eval")
     except SyntaxError as error:
         raise fail(f"the arguments are not valid: {error.msg}", error.lineno or 1) from None
+    except UnicodeEncodeError as error:  # a lone surrogate, e.g. invalid UTF-8 read with surrogateescape
+        raise fail(f"the text holds {error.object[error.start]!r}, which is not a Unicode character (a lone "
+                   f"surrogate: is the plan invalid UTF-8?)") from None
     except (ValueError, RecursionError, MemoryError) as error:
         raise fail(f"the arguments cannot be read: {type(error).__name__}") from None
     call = tree.body
@@ -227,11 +268,123 @@ def read_arguments(source: str, line: int, idx: str) -> Tuple[Tuple[Any, ...], D
                 raise fail(f"keyword argument {keyword.arg!r} is given twice", keyword.value.lineno)
             kwargs[keyword.arg] = _literal(keyword.value)
     except _NotLiteral as error:
-        raise fail(f"arguments must be literals, found {error.what}",
-                   getattr(error.node, "lineno", 1)) from None
+        message = error.what if error.refused else f"arguments must be literals, found {error.what}"
+        raise fail(message, getattr(error.node, "lineno", 1)) from None
     return args, kwargs
 
 
 def small_int(digits: str) -> Optional[int]:
     """``int(digits)``, or None when it has too many digits to convert."""
     return int(digits) if len(digits) <= 18 else None
+
+
+# -- the fast path: one-line calls of plain literals, read without ast -------------------------------
+#
+# Most plan lines are calls like ``search("population of Tokyo", n=3)`` or ``combine([$1, $2])``. They
+# are read here by one token pattern: strings without escapes, small ints, plain decimal floats, True,
+# False, None, bare references, flat or nested lists, keyword names. Anything else -- an escape, a
+# dict, a tuple, an exponent, a continuation line, a comment, text after the call -- returns None and
+# the line takes the general path (the scanner and ``read_arguments``), which is the definition: where
+# this path answers, it gives exactly what that one would (a test compares them).
+
+_FAST_TOKEN = re.compile(r"""[ \t]*(?:
+    "([^"\\\x00-\x08\x0a-\x1f\ud800-\udfff]*)"(?![ \t]*['"])   # 1: a string ("..."), not concatenated
+  | '([^'\\\x00-\x08\x0a-\x1f\ud800-\udfff]*)'(?![ \t]*['"])   # 2: a string ('...')
+  | (-?(?:[1-9][0-9]{0,17}|0))(?![0-9A-Za-z_.])                   # 3: an int
+  | (-?[0-9]{1,300}\.[0-9]{1,300})(?![0-9A-Za-z_.])                # 4: a float
+  | ([A-Za-z_][A-Za-z0-9_]*)(?:[ \t]*(=)(?!=))?                    # 5: a name; 6: '=' after a keyword
+  | \$(?:\{([0-9]{1,18})\}|([0-9]{1,18}))(?![0-9A-Za-z_.{}])      # 7, 8: a bare reference
+  | ([\[\],)])                                                       # 9: punctuation
+)""", re.VERBOSE)
+_NAMED = {"True": True, "False": False, "None": None}
+_END_OF_LINE = re.compile(r"[ \t]*")
+
+
+class _NotSimple(Exception):
+    """The call is not one the fast path reads: it takes the general path (internal)."""
+
+
+def read_simple_call(line: str, pos: int) -> Optional[Tuple[Tuple[Any, ...], Dict[str, Any], List[str]]]:
+    """Read the call whose arguments start at ``line[pos]`` (just past its ``(``) when it is simple.
+
+    Returns ``(args, kwargs, dollar_strings)``, the last being every string value containing a ``$``
+    (bare references included, as ``"$N"``), or None when the line needs the general path."""
+    args: List[Any] = []
+    kwargs: Dict[str, Any] = {}
+    dollars: List[str] = []
+    stack: List[List[Any]] = []  # the lists open around the current value
+    keyword: Optional[str] = None  # the keyword whose value comes next
+    expect_value = True  # False: after a value, a ',' or a closing bracket comes next
+    try:
+        while True:
+            token = _FAST_TOKEN.match(line, pos)
+            if token is None:
+                return None
+            pos = token.end()
+            kind = token.lastindex
+            if expect_value and kind != 9:
+                if kind == 6:  # 'name =': a keyword argument starts
+                    name = token.group(5)
+                    if stack or keyword is not None or name in kwargs or keyword_module.iskeyword(name):
+                        return None
+                    keyword = name
+                    continue
+                keyword = _place(_token_value(token, kind, dollars), stack, args, kwargs, keyword)
+                expect_value = False
+                continue
+            mark = token.group(9)
+            if mark == "[" and expect_value:
+                if len(stack) + 2 > _MAX_NESTING:
+                    return None
+                stack.append([])
+            elif mark == "," and not expect_value:
+                expect_value = True
+            elif mark == "]" and stack:  # after a value, after '[' or after a trailing ','
+                keyword = _place(stack.pop(), stack, args, kwargs, keyword)
+                expect_value = False
+            elif mark == ")" and not stack and keyword is None:
+                if _END_OF_LINE.fullmatch(line, pos) is None:
+                    return None
+                return tuple(args), kwargs, dollars
+            else:
+                return None
+    except _NotSimple:
+        return None
+
+
+def _token_value(token: "re.Match[str]", kind: int, dollars: List[str]) -> Any:
+    """The value a fast-path token stands for; strings holding a '$' are added to ``dollars``."""
+    if kind == 1 or kind == 2:
+        text = token.group(kind)
+        if "$" in text:
+            dollars.append(text)
+        return text
+    if kind == 3:
+        return int(token.group(3))
+    if kind == 4:
+        return float(token.group(4))
+    if kind == 5:
+        name = token.group(5)
+        if name not in _NAMED:
+            raise _NotSimple(name)  # a name is no literal: the general path says so
+        return _NAMED[name]
+    reference = "$" + (token.group(7) or token.group(8))
+    dollars.append(reference)
+    return reference
+
+
+def _place(value: Any, stack: List[List[Any]], args: List[Any], kwargs: Dict[str, Any],
+           keyword: Optional[str]) -> Optional[str]:
+    """Put a value where it belongs: the open list, the pending keyword, or the positional arguments.
+
+    Returns the keyword still pending afterwards (``keyword`` inside a list, else None)."""
+    if stack:
+        stack[-1].append(value)
+        return keyword
+    if keyword is not None:
+        kwargs[keyword] = value
+    elif kwargs:
+        raise _NotSimple("a positional argument after a keyword one")
+    else:
+        args.append(value)
+    return None

@@ -1,29 +1,28 @@
-"""How a tool's callable reads to a planner: docstrings, annotations, signatures and JSON schemas.
+"""How a tool's callable reads to a planner: docstrings, annotations, signatures, keyword checks.
 
 ``docstring`` and ``summary`` give a callable's docstring and its first paragraph; ``param_docs`` the
 parameter descriptions of a Google-style ``Args:`` section. ``type_hints`` resolves the annotations of
 calling a function, a class, a partial or a callable instance (keeping, per name, what cannot be
 resolved). ``render_signature`` writes a signature with readable annotations (``(query: str, k: int | None
-= None) -> str``) and ``parameters_schema`` the JSON schema of its keyword form.
+= None) -> str``) and ``check_keywords`` refuses a keyword a signature does not take. The JSON
+schemas of annotations are the module ``schemas``.
 
-Everything here is pure: it reads callables and returns text or dicts. ``tools`` is the only user; this
+Everything here is pure: it reads callables and returns text or dicts. ``_tool`` is the only user; this
 module imports nothing from the package (a wrapper such as ``Tool`` is seen through the ``unwrap``
 callable ``type_hints`` is given).
 """
 
 from __future__ import annotations
 
-import enum
+import difflib
 import functools
 import inspect
-import json
 import re
 import types
 import typing
-from collections import abc
-from typing import Any, Callable, Dict, List, Tuple, Union
+from typing import Any, Callable, Dict, List, Union
 
-__all__ = ["docstring", "summary", "param_docs", "type_hints", "render_signature", "parameters_schema"]
+__all__ = ["docstring", "summary", "param_docs", "type_hints", "render_signature", "check_keywords"]
 
 _SECTION = re.compile(r"(Args|Arguments|Parameters|Returns?|Raises|Yields?|Examples?|Notes?)\s*:\s*")
 _ARG_LINE = re.compile(r"\**(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)")
@@ -95,7 +94,7 @@ def type_hints(func: Any, unwrap: Callable[[Any], Any] = _same) -> Dict[str, Any
     """
     target = _hint_target(func, unwrap)
     try:
-        hints = typing.get_type_hints(target)
+        hints = typing.get_type_hints(target, include_extras=True)
     except Exception:  # a name only imported under TYPE_CHECKING, a typo, ...: keep what we can
         raw = getattr(target, "__annotations__", None)
         namespace = dict(getattr(inspect.unwrap(target), "__globals__", {}))
@@ -117,17 +116,13 @@ def _eval_annotation(value: Any, namespace: Dict[str, Any]) -> Any:
 
     holder.__annotations__ = {"value": value}
     try:
-        return typing.get_type_hints(holder, globalns=namespace)["value"]
+        return typing.get_type_hints(holder, globalns=namespace, include_extras=True)["value"]
     except Exception:  # an unknown name: keep the text
         return value
 
 
 _NONE_TYPE = type(None)
 _UNION_TYPES = (Union, getattr(types, "UnionType", Union))
-_PRIMITIVE_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", bytes: "string"}
-_NAMED_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean",
-                "None": "null", "list": "array", "dict": "object", "tuple": "array"}
-
 
 def _type_name(annotation: Any) -> str:
     """A readable rendering: ``str``, ``list[str]``, ``int | None``, ``Literal['a', 'b']``."""
@@ -156,98 +151,6 @@ def _type_name(annotation: Any) -> str:
     return repr(annotation).replace("typing.", "")
 
 
-def _json_schema(annotation: Any) -> Dict[str, Any]:
-    """A JSON schema for one annotation; ``{}`` (anything) for what JSON cannot say."""
-    if annotation is inspect.Parameter.empty or annotation is Any:
-        return {}
-    if annotation is None or annotation is _NONE_TYPE:
-        return {"type": "null"}
-    if isinstance(annotation, str):
-        return {"type": _NAMED_TYPES[annotation]} if annotation in _NAMED_TYPES else {}
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in _UNION_TYPES:
-        return _union_schema(args)
-    if origin is typing.Literal:
-        return _enum_schema(list(args))
-    if origin is typing.Annotated:
-        return _json_schema(args[0])
-    kind = origin if isinstance(origin, type) else annotation
-    if not isinstance(kind, type):
-        return {}
-    return _class_schema(kind, args)
-
-
-def _union_schema(args: Tuple[Any, ...]) -> Dict[str, Any]:
-    others = [arg for arg in args if arg is not _NONE_TYPE]
-    if len(others) == len(args):
-        return {"anyOf": [_json_schema(arg) for arg in args]}
-    inner = _json_schema(others[0]) if len(others) == 1 else _union_schema(tuple(others))
-    return {"anyOf": [inner, {"type": "null"}]}
-
-
-def _enum_schema(values: List[Any]) -> Dict[str, Any]:
-    schema: Dict[str, Any] = {"enum": values}
-    kinds = {_PRIMITIVE_TYPES.get(type(value)) for value in values}
-    if len(kinds) == 1 and None not in kinds:
-        schema["type"] = kinds.pop()
-    return schema
-
-
-def _class_schema(kind: type, args: Tuple[Any, ...]) -> Dict[str, Any]:
-    if issubclass(kind, enum.Enum):
-        return _enum_schema([member.value for member in kind])
-    for base, name in _PRIMITIVE_TYPES.items():  # bool before int: bool subclasses int
-        if issubclass(kind, base):
-            return {"type": name}
-    if issubclass(kind, abc.Mapping):
-        schema: Dict[str, Any] = {"type": "object"}
-        if len(args) == 2 and args[1] is not Any:
-            schema["additionalProperties"] = _json_schema(args[1])
-        return schema
-    if issubclass(kind, tuple):
-        items = [arg for arg in args if arg is not Ellipsis]
-        if items and all(item == items[0] for item in items):
-            return {"type": "array", "items": _json_schema(items[0])}
-        return {"type": "array"}
-    if issubclass(kind, (abc.Sequence, abc.Set)) or kind is abc.Iterable:
-        return {"type": "array", "items": _json_schema(args[0])} if args else {"type": "array"}
-    return {}
-
-
-def _json_default(value: Any) -> Tuple[bool, Any]:
-    try:
-        return True, json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError):
-        return False, None
-
-
-def parameters_schema(signature: inspect.Signature, hints: Dict[str, Any],
-                       docs: Dict[str, str]) -> Dict[str, Any]:
-    """The JSON schema of the keyword form of a call. ``*args`` is left out; ``**kwargs`` turns
-    ``additionalProperties`` on."""
-    properties: Dict[str, Any] = {}
-    required: List[str] = []
-    extra = False
-    for param in signature.parameters.values():
-        if param.kind is param.VAR_POSITIONAL:
-            continue
-        if param.kind is param.VAR_KEYWORD:
-            extra = True
-            continue
-        prop = dict(_json_schema(hints.get(param.name, param.annotation)))
-        if param.name in docs:
-            prop["description"] = docs[param.name]
-        if param.default is param.empty:
-            required.append(param.name)
-        else:
-            ok, value = _json_default(param.default)
-            if ok:
-                prop["default"] = value
-        properties[param.name] = prop
-    return {"type": "object", "properties": properties, "required": required,
-            "additionalProperties": extra}
-
-
 class _Text(str):
     """A string whose repr is itself, so ``str(Signature)`` prints it as an annotation, unquoted."""
 
@@ -262,3 +165,21 @@ def render_signature(signature: inspect.Signature, hints: Dict[str, Any]) -> str
     returns = hints.get("return", signature.return_annotation)
     returns = signature.empty if returns is signature.empty else _Text(_type_name(returns))
     return str(signature.replace(parameters=params, return_annotation=returns))
+
+
+def check_keywords(signature: inspect.Signature, kwargs: Dict[str, Any]) -> None:
+    """Raise TypeError for a keyword the signature does not take, suggesting a close one (our own
+    wording, the same on every Python version)."""
+    params = signature.parameters.values()
+    if any(param.kind is param.VAR_KEYWORD for param in params):
+        return
+    names = [param.name for param in params
+             if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)]
+    positional = [param.name for param in params if param.kind is param.POSITIONAL_ONLY]
+    for key in kwargs:
+        if key in positional:
+            raise TypeError(f"takes {key!r} by position only; pass it as a positional argument")
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"got an unexpected keyword argument {key!r}{hint}")

@@ -1,9 +1,24 @@
-"""The command line: ``python -m llmcompiler {run,ask,demo}`` (also the ``llmcompiler`` script).
+"""The command line: ``python -m llmcompiler {run,ask,demo,tools}`` (also the ``llmcompiler`` script).
 
 * ``run PLAN_FILE --tools MODULE``: execute a written plan (no model) and print each observation and
   the timeline.
 * ``ask "QUESTION" --tools MODULE``: the whole loop against an OpenAI-compatible server.
 * ``demo``: the whole loop offline, on ``examples.py``'s tools and scripted model.
+* ``tools --tools MODULE | --config FILE``: list what is served (signature, executor, limits); ``run``
+  and ``ask`` also take their tools from ``--config FILE`` (a TOML or JSON file, see ``config``).
+
+Every command takes ``--trace FILE`` (a Chrome trace-event file: open it in https://ui.perfetto.dev or
+chrome://tracing), ``--timeline FILE`` (an SVG picture of the run), ``-q/--quiet`` (no live progress
+line) and ``-v/--verbose`` (the package's log records on stderr: ``-v`` INFO, ``-vv`` DEBUG, one line
+per task event). The progress line (``tasks: 3/8 done, 2 running, 1 failed``) is drawn on stderr only
+when stderr is a terminal, and not with ``-v`` (log lines would tear it). ``ask --joiner-model NAME``
+uses a second model, on the same server, for the joiner.
+
+What is printed goes through ``console``: every value shortened, never a traceback for a value.
+When an error is raised after tools ran and carries what was computed (``error.result``, a
+``RunResult`` or a partial ``CompilerResult``), that is printed first: plan lines, results, timeline,
+and the ``--trace``/``--timeline`` files are still written. Ctrl-C prints what was observed and exits
+130.
 
 Exit codes:
 
@@ -13,7 +28,8 @@ Exit codes:
   error while running (a model call failed, the joiner's answer could not be read, ...).
 * 2: bad arguments or input, before anything runs: argparse's own errors, and ours (an unreadable plan
   file, an unimportable tools module, a plan that cannot be read or does not fit the tools), ours
-  always as one line ``llmcompiler: error: ...`` on stderr.
+  always as one line ``llmcompiler: error: ...`` on stderr (every error of ours is one line: exit 1
+  or 2, never a traceback).
 * 130: interrupted.
 
 For ``--tools``, the current directory is put on ``sys.path`` (as ``python -m`` does), so a module next
@@ -23,24 +39,27 @@ to you can be named.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence, TextIO
+from typing import Any, Callable, Iterator, Optional, Sequence
 
-from . import trace
+from . import svg, trace
 from .compiler import CompilerResult, LLMCompiler
-from .errors import LLMCompilerError, PlanError, ToolCallError, ToolDefinitionError
+from .console import ProgressLine, RoundPrinter, print_run, report, shorten
+from .errors import LLMCompilerError, ToolDefinitionError
 from .llm import OpenAIChat
-from .plan import Task, call_text, parse_plan
+from .plan import parse_plan
 from .engine import Engine
-from .results import RunInterrupted, RunResult
-from .rounds import Round
+from .results import Event, RunResult
 from .tools import ToolRegistry
 
 __all__ = ["main", "build_parser"]
 
 PROG = "llmcompiler"
+_log = logging.getLogger("llmcompiler.cli")
 
 
 class _InputError(Exception):
@@ -75,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Parallel function calling for LLM agents (LLMCompiler), standard library only.")
+    # Also before the command (`llmcompiler -v run ...`); its own dest, as a command's default would
+    # overwrite it.
+    parser.add_argument("-v", "--verbose", action="count", default=0, dest="verbose_before",
+                        help="log to stderr: -v at INFO, -vv at DEBUG")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="execute a plan file (no LLM) and show what ran in parallel",
@@ -82,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "observation (or failure) and a timeline.")
     run.add_argument("plan_file", metavar="PLAN_FILE", help="the plan text ('-' reads standard input)")
     _tool_options(run)
+    _output_options(run)
     run.set_defaults(handler=_run_command)
 
     ask = commands.add_parser("ask", help="answer a question with an OpenAI-compatible model",
@@ -97,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="new plans allowed (default 2)")
     ask.add_argument("--timeout", type=_positive_seconds, default=60.0, metavar="SECONDS",
                      help="longest wait for the server to send data (default 60)")
+    ask.add_argument("--joiner-model", metavar="NAME",
+                     help="a second model for the joiner, on the same server (default: --model)")
+    _output_options(ask)
     ask.set_defaults(handler=_ask_command)
 
     demo = commands.add_parser("demo", help="the whole loop offline, with example tools and a scripted model",
@@ -105,18 +132,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--delay", type=_seconds, default=0.02, metavar="SECONDS",
                       help="pause before each chunk the scripted model streams (default 0.02)")
     demo.add_argument("--trace", metavar="FILE", help="also write a Chrome trace (JSON) of the run")
+    _output_options(demo)
     demo.set_defaults(handler=_demo_command)
+    _add_tools_command(commands)
     return parser
 
 
 def _tool_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--tools", required=True, metavar="MODULE",
-                         help="module with the tools: its 'registry' or 'tools' ToolRegistry, or its "
-                              "@tool functions")
+    _tool_source_options(command)
     command.add_argument("--max-workers", type=_positive_int, metavar="N",
                          help="thread pool size (default 32)")
     command.add_argument("--lenient", action="store_true", help="accept sloppy plan lines and arguments")
     command.add_argument("--trace", metavar="FILE", help="also write a Chrome trace (JSON) of the run")
+
+
+def _output_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--timeline", metavar="FILE", help="also write an SVG timeline of the run")
+    command.add_argument("--timeline-rows", choices=("task", "worker"), default="task",
+                         help="the timeline's rows: one per task (default) or one per worker")
+    command.add_argument("-q", "--quiet", action="store_true",
+                         help="no live progress line (it is shown only when stderr is a terminal)")
+    command.add_argument("-v", "--verbose", action="count", default=0,
+                         help="log to stderr: -v at INFO, -vv at DEBUG (each task event); no progress line")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -127,19 +164,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as stop:  # --help, or argparse's own one-line error (exit 2)
         return stop.code if isinstance(stop.code, int) else 2
     try:
-        if getattr(args, "trace", None):
-            _check_writable(args.trace)
-        return args.handler(args)
+        args.verbose = getattr(args, "verbose", 0) + args.verbose_before
+        with _logging(args.verbose):
+            for option in ("trace", "timeline"):
+                if getattr(args, option, None):
+                    _check_writable(getattr(args, option), option)
+            return args.handler(args)
     except _InputError as error:
         return _fail(error, 2)
     except LLMCompilerError as error:  # a model call failed (LLMError), or the engine did
         return _fail(error, 1)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # RunInterrupted too: what it observed was printed on the way out
+        print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
         return 130
     except BrokenPipeError:
         _silence_stdout()
         return 1
+
+
+@contextlib.contextmanager
+def _logging(verbosity: int) -> Iterator[None]:
+    """Send the package's log records to stderr while a command runs: INFO for ``-v``, DEBUG for
+    ``-vv``; nothing without. The handler is removed afterwards, so ``main`` can be called again."""
+    if verbosity <= 0:
+        yield
+        return
+    logger = logging.getLogger("llmcompiler")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    level = logging.INFO if verbosity == 1 else logging.DEBUG
+    before = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before)
 
 
 def _silence_stdout() -> None:
@@ -153,18 +214,20 @@ def _silence_stdout() -> None:
 
 
 def _fail(error: BaseException, code: int) -> int:
-    message = " ".join(str(error).split())
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {shorten(error, 1000)}", file=sys.stderr)
     return code
 
 
 # -- inputs ------------------------------------------------------------------------------------------
 
 
-def _check_writable(path: str) -> None:
+_PICTURES = {"trace": "trace file", "timeline": "timeline file"}
+
+
+def _check_writable(path: str, option: str = "trace") -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise _InputError(f"cannot write trace file {path!r}: no directory {folder!r}")
+        raise _InputError(f"cannot write {_PICTURES[option]} {path!r}: no directory {folder!r}")
 
 
 def _read_plan(path: str) -> str:
@@ -189,141 +252,48 @@ def _load_tools(module: str) -> ToolRegistry:
         raise _InputError(str(error)) from None
 
 
-def _write_trace(path: Optional[str], source: Any, phases: Sequence[tuple] = ()) -> bool:
-    if not path:
-        return True
-    try:
-        trace.write_chrome_trace(source, path, phases=phases)
-    except OSError as error:
-        print(f"{PROG}: error: cannot write trace file {path!r}: {error.strerror or error}", file=sys.stderr)
-        return False
-    print(f"\nTrace written to {path} (open it in https://ui.perfetto.dev or chrome://tracing).")
-    return True
-
-
-# -- output ------------------------------------------------------------------------------------------
-
-
-def _shorten(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _outcome_lines(tasks: Dict[int, Task], observations: Dict[int, Any], failures: Dict[int, Any],
-                   limit: int = 300) -> List[str]:
-    lines = []
-    for idx in sorted(tasks):
-        call = f"{idx}. {call_text(tasks[idx])}"
-        if idx in observations:
-            lines.append(f"{call} -> {_shorten(str(observations[idx]), limit)}")
-        elif idx in failures:
-            failure = failures[idx]
-            if failure.kind == "skipped":
-                lines.append(f"{call} SKIPPED: it depends on task {failure.cause}, which did not finish")
+def _write_pictures(args: argparse.Namespace, source: Any, phases: Sequence[tuple] = ()) -> bool:
+    """Write the ``--trace`` and ``--timeline`` files asked for; False when one could not be written."""
+    written = True
+    for option, opens in (("trace", "https://ui.perfetto.dev or chrome://tracing"),
+                          ("timeline", "a web browser")):
+        path = getattr(args, option, None)
+        if not path:
+            continue
+        try:
+            if option == "timeline":
+                svg.write_svg_timeline(source, path, phases, by_worker=args.timeline_rows == "worker")
             else:
-                detail = f": {failure.error_type}: {failure.message}" if failure.error_type else ""
-                lines.append(f"{call} {failure.kind.upper()}{_shorten(detail, limit)}")
-        else:
-            lines.append(f"{call} (no result)")
-    return lines
+                trace.write_chrome_trace(source, path, phases=phases)
+        except OSError as error:
+            print(f"{PROG}: error: cannot write {_PICTURES[option]} {path!r}: {error.strerror or error}",
+                  file=sys.stderr)
+            written = False
+            continue
+        print(f"\n{_PICTURES[option].capitalize()} written to {path} (open it in {opens}).")
+    return written
 
 
-class _Progress:
-    """Prints a question's progress, round by round: the round's heading as soon as its first task is
-    parsed, then, once the joiner has decided, the round's log in time order: plan lines as parsed,
-    task starts and ends, and the verdict. (Logged per round rather than per event as it comes, so the
-    lines are in time order even when worker threads report an event a little late.) Called on the
-    caller's thread only."""
-
-    _EVENTS = {"started": "start", "finished": "done", "failed": "failed", "skipped": "skipped",
-               "cancelled": "cancelled"}
-
-    def __init__(self, out: TextIO, origin: float):
-        self._out = out
-        self._origin = origin
-        self._round = 1
-        self._header_shown = False
-
-    def _print(self, text: str) -> None:
-        print(text, file=self._out, flush=True)
-
-    def _header(self) -> None:
-        if not self._header_shown:
-            self._header_shown = True
-            self._print(f"\nPlan {self._round} (streamed: each task starts as soon as its line is complete)")
-
-    def task(self, task: Task) -> None:
-        self._header()
-
-    def round(self, round_: Round) -> None:
-        self._header()
-        for at, _, what, text in sorted(self._log(round_)):
-            self._print(f"  {at - self._origin:6.2f}s  {what:<8} {text}")
-        self._round += 1
-        self._header_shown = False
-
-    def _log(self, round_: Round) -> List[tuple]:
-        """``(time, order, label, text)`` of everything that happened in the round; at equal times a
-        task's thought comes first, then its plan line, then events, then the verdict."""
-        log = []
-        for task in round_.tasks:
-            at = round_.parsed_at[task.idx]
-            if task.thought:
-                log.append((at, 0, "thought", _shorten(task.thought, 100)))
-            log.append((at, 1, "plan", f"{task.idx}. {call_text(task)}"))
-        for event in round_.result.events if round_.result else ():
-            if event.kind in self._EVENTS:
-                where = f"  [{event.worker}]" if event.worker else ""
-                log.append((event.time, 2, self._EVENTS[event.kind], f"{event.task}. {event.tool}{where}"))
-        if round_.plan_error is not None:
-            log.append((round_.planning_finished, 1, "error", _shorten(str(round_.plan_error), 120)))
-        now = round_.joining_finished or time.perf_counter()
-        if round_.decision is not None:
-            verb = "Finish" if round_.decision.action == "finish" else "Replan"
-            log.append((now, 3, "joiner", f"{verb}({_shorten(round_.decision.text, 100)})"))
-        elif round_.replan_reason is not None:
-            log.append((now, 3, "replan", _shorten(round_.replan_reason, 100)))
-        return log
+def _progress_line(args: argparse.Namespace, total: int = 0) -> Optional[ProgressLine]:
+    """The live progress line, when stderr is a terminal and neither ``--quiet`` nor ``-v`` (log lines
+    would tear it) is given."""
+    stream = sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    if args.quiet or args.verbose or not callable(isatty) or not isatty():
+        return None
+    return ProgressLine(stream, total)
 
 
-def _report(result: CompilerResult, out: TextIO) -> None:
-    """The answer, the results of every task, the timeline and where the time went."""
-    print("\nResults:", file=out)
-    for line in _outcome_lines(result.tasks, result.observations, result.failures, 120):
-        print(f"  {line}", file=out)
-    print("\nTimeline (# ran, x failed, ~ the model streaming):", file=out)
-    print(trace.timeline(result, phases=result.phases()), file=out)
-    if result.finished:
-        print(f"\nAnswer: {result.answer}", file=out)
-    else:
-        print(f"\nNo answer: the joiner still wanted a new plan after {result.replans} replan(s) "
-              "(the limit).", file=out)
-    timings = result.timings
-    serial = trace.serial_time(result)
-    parallel = sum(trace.makespan(round_.result) for round_ in result.rounds)
-    sequential = timings.planning + serial + timings.joining
-    print("\nTime:", file=out)
-    print(f"  tool calls one by one (sum of their durations)    {serial:6.2f} s", file=out)
-    print(f"  tool calls as run here (per plan, first to last)  {parallel:6.2f} s"
-          f"{_saving(serial, parallel)}", file=out)
-    print(f"  plan, then call one by one, then join             {sequential:6.2f} s", file=out)
-    print(f"  this run, end to end (plans stream into the run)  {timings.total:6.2f} s"
-          f"{_saving(sequential, timings.total)}", file=out)
-    print(f"  planning {timings.planning:.2f} s, execution {timings.execution:.2f} s "
-          f"({timings.overlap:.2f} s of it while the plan was streaming), joining {timings.joining:.2f} s",
-          file=out)
-    if result.usage is not None:
-        usage = result.usage
-        print(f"  tokens: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion = "
-              f"{usage.total_tokens}", file=out)
-    else:
-        print("  tokens: not reported by the model", file=out)
+def _event_sink(line: Optional[ProgressLine]) -> Callable[[Event], None]:
+    """The ``on_event`` callback: the progress line, and a DEBUG log record per event."""
+    def on_event(event: Event) -> None:
+        if line is not None:
+            line.event(event)
+        if _log.isEnabledFor(logging.DEBUG):
+            where = f" on {event.worker}" if event.worker else ""
+            _log.debug("task %d (%s) %s%s", event.task, event.tool, event.kind, where)
 
-
-def _saving(before: float, after: float) -> str:
-    if after <= 0 or before <= after:
-        return ""
-    return f"   ({before - after:.2f} s saved, {before / after:.1f}x faster)"
+    return on_event
 
 
 # -- commands ----------------------------------------------------------------------------------------
@@ -331,50 +301,68 @@ def _saving(before: float, after: float) -> str:
 
 def _run_command(args: argparse.Namespace) -> int:
     text = _read_plan(args.plan_file)
-    registry = _load_tools(args.tools)
+    registry = _load_registry(args)
     name = "<stdin>" if args.plan_file == "-" else args.plan_file
     try:
         tasks = parse_plan(text, lenient=args.lenient)
         for task in tasks:
             registry.check(task)
-    except (PlanError, ToolCallError) as error:
-        raise _InputError(f"{name}: {error}") from None
-    with Engine(registry, max_workers=args.max_workers) as engine:
-        try:
-            result = engine.run(tasks)
-        except RunInterrupted as interrupted:
-            _print_run(interrupted.result)
-            print(f"{PROG}: interrupted", file=sys.stderr)
-            return 130
-    _print_run(result)
-    written = _write_trace(args.trace, result)
+    except (LLMCompilerError, ValueError, RecursionError) as error:  # the plan cannot be read or run
+        raise _InputError(f"{name}: {shorten(error, 1000)}") from None
+    line = _progress_line(args, len(tasks))
+    _log.info("running %d tasks from %s", len(tasks), name)
+    try:
+        with Engine(registry, max_workers=args.max_workers) as engine:
+            result = engine.run(tasks, on_event=_event_sink(line))
+    except (LLMCompilerError, KeyboardInterrupt) as error:  # RunInterrupted carries what was observed
+        _show_partial(error, line, args)
+        raise
+    if line is not None:
+        line.finish()
+    _log.info("ran %d tasks: %d failed or skipped, %.3f s", len(result.tasks), len(result.failures),
+              result.elapsed)
+    print_run(result, sys.stdout)
+    written = _write_pictures(args, result)
     return 0 if result.ok and written else 1
 
 
-def _print_run(result: RunResult) -> None:
-    for line in _outcome_lines(result.tasks, result.observations, result.failures):
-        print(line)
-    print()
-    print(trace.timeline(result))
-    serial, span = trace.serial_time(result), trace.makespan(result)
-    print(f"\n{len(result.tasks)} tasks, {len(result.failures)} failed or skipped; one by one "
-          f"{serial:.2f} s, as run {span:.2f} s{_saving(serial, span)}")
+def _show_partial(error: BaseException, line: Optional[ProgressLine], args: argparse.Namespace,
+                  printer: Optional[RoundPrinter] = None) -> None:
+    """Before an error (or an interrupt) is reported: print what ran, from the ``result`` it carries
+    (a ``RunResult`` or a partial ``CompilerResult``), and write the pictures asked for."""
+    if line is not None:
+        line.finish()
+    partial = getattr(error, "result", None)
+    if isinstance(partial, RunResult):
+        print_run(partial, sys.stdout)
+        _write_pictures(args, partial)
+    elif isinstance(partial, CompilerResult):
+        if printer is not None:
+            printer.rest(partial.rounds)
+        report(partial, sys.stdout, final=False)
+        _write_pictures(args, partial, partial.phases())
+    sys.stdout.flush()
 
 
 def _ask_command(args: argparse.Namespace) -> int:
-    registry = _load_tools(args.tools)
+    registry = _load_registry(args)
     variable = args.api_key_env or "OPENAI_API_KEY"
     api_key = os.environ.get(variable) or None
     if args.api_key_env and api_key is None:
         raise _InputError(f"the environment variable {args.api_key_env} (--api-key-env) is not set")
     try:
         llm = OpenAIChat(args.model, base_url=args.base_url, api_key=api_key, timeout=args.timeout)
+        joiner = None if args.joiner_model is None else OpenAIChat(
+            args.joiner_model, base_url=args.base_url, api_key=api_key, timeout=args.timeout)
     except ValueError as error:
         raise _InputError(str(error)) from None
     print(f"Question: {args.question}")
     print(f"Model: {llm.model} at {llm.base_url}")
+    options = {} if joiner is None else {"joiner_llm": joiner}
+    if joiner is not None:
+        print(f"Joiner model: {joiner.model}")
     return _answer(LLMCompiler(llm, registry, max_replans=args.max_replans, max_workers=args.max_workers,
-                               lenient=args.lenient), args.question, args.trace)
+                               lenient=args.lenient, **options), args.question, args)
 
 
 def _demo_command(args: argparse.Namespace) -> int:
@@ -388,14 +376,86 @@ def _demo_command(args: argparse.Namespace) -> int:
     for line in registry.describe().splitlines():
         print(f"  {line}")
     print(f"\nQuestion: {DEMO_QUESTION}")
-    return _answer(LLMCompiler(demo_llm(args.delay), registry), DEMO_QUESTION, args.trace)
+    return _answer(LLMCompiler(demo_llm(args.delay), registry), DEMO_QUESTION, args)
 
 
-def _answer(compiler: LLMCompiler, question: str, trace_path: Optional[str]) -> int:
-    """Run the loop with live progress, then print the report; the exit code."""
-    progress = _Progress(sys.stdout, time.perf_counter())
-    with compiler:
-        result = compiler.run(question, on_task=progress.task, on_round=progress.round)
-    _report(result, sys.stdout)
-    written = _write_trace(trace_path, result, result.phases())
+def _answer(compiler: LLMCompiler, question: str, args: argparse.Namespace) -> int:
+    """Run the loop with live progress, then print the report; the exit code. An error or an interrupt
+    that carries a partial result has it printed first."""
+    line = _progress_line(args)
+    printer = RoundPrinter(sys.stdout, time.perf_counter(), line)
+    try:
+        with compiler:
+            result = compiler.run(question, on_event=_event_sink(line), on_task=printer.task,
+                                  on_round=printer.round)
+    except (LLMCompilerError, KeyboardInterrupt) as error:
+        _show_partial(error, line, args, printer)
+        raise
+    if line is not None:
+        line.finish()
+    report(result, sys.stdout)
+    written = _write_pictures(args, result, result.phases())
     return 0 if result.finished and written else 1
+
+
+# -- the tool source and the tools command -------------------------------------------------------------
+
+
+def _tool_source_options(command: argparse.ArgumentParser) -> None:
+    """``--tools MODULE`` or ``--config FILE``: exactly one is required."""
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--tools", metavar="MODULE",
+                        help="module with the tools: its 'registry' or 'tools' ToolRegistry, or its "
+                             "@tool functions")
+    source.add_argument("--config", metavar="FILE",
+                        help="a TOML or JSON file listing the tools by 'module:attr' path, with their "
+                             "executor, timeout, retries, ... (see llmcompiler.config)")
+
+
+def _add_tools_command(commands: Any) -> None:
+    tools = commands.add_parser("tools", help="list the tools a module or config file serves",
+                                description="List each tool: its call signature, executor, limits "
+                                            "(timeout, retries, max_concurrency, cache) and description.")
+    _tool_source_options(tools)
+    tools.add_argument("--json", action="store_true",
+                       help="print the tools as JSON, with their function-calling schemas")
+    tools.set_defaults(handler=_tools_command)
+
+
+def _load_registry(args: argparse.Namespace) -> ToolRegistry:
+    """The tools named by ``--config FILE`` or ``--tools MODULE``; _InputError when they cannot be
+    served (a config file's problems are printed first, one per line)."""
+    if args.config is None:
+        return _load_tools(args.tools)
+    from .config import load_config
+    from .errors import ToolConfigError
+
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.insert(0, here)  # as for --tools: modules next to you can be named
+    try:
+        return load_config(args.config)
+    except ToolConfigError as error:
+        if len(error.problems) == 1:
+            raise _InputError(f"{args.config}: {error.problems[0]}") from None
+        # Every problem on a line of its own, then the one error line (which is kept to one line).
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise _InputError(f"{args.config}: {len(error.problems)} problems in the tool config (listed "
+                          "above)") from None
+
+
+def _tools_command(args: argparse.Namespace) -> int:
+    import json
+
+    from .tool_listing import listing, tool_record
+
+    registry = _load_registry(args)
+    try:
+        if args.json:
+            print(json.dumps([tool_record(item) for item in registry], indent=2, ensure_ascii=False))
+        else:
+            print("\n".join(listing(registry, args.config or args.tools)))
+    except ToolDefinitionError as error:  # a path tool of a module that does not import
+        raise _InputError(str(error)) from None
+    return 0

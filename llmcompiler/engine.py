@@ -1,54 +1,92 @@
-"""The engine: pools, the timer thread and the shared store, kept across runs; and ``run_tasks``.
+"""The engine: what outlives one run, shared by every run on it; and ``run_tasks``, the one-shot form.
 
-``Engine`` owns what outlives one run (``executors.Pools``, ``executors.Timers``, a ``ManagerStore``)
-and starts each run (``scheduler.Run``) on them. ``run_tasks`` is the one-shot form.
+``Engine`` owns the thread lane (``lanes.ThreadLane``), the submit lanes and backends (process pools,
+the event loop, given executors), the timer thread, the concurrency limits and tool estimates, and the
+manager store when ``store="manager"``; it starts each run (``scheduler.Run``) on them. Many runs may go
+on at once (one per question of a server): they share workers fairly and one tool's
+``max_concurrency`` across all of them; cancelling one stops only its own calls.
+
+The engine keeps no finished run: it knows the runs going on through weak references only, so once the
+caller drops a result, the run's memory is free.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Union
 
+from .backends import Backends
+from .cache import CallCache
 from .errors import RunClosedError, RunTimeoutError, StoreError
-from .executors import Pools, Timers
+from .executors import Pools, Timers, DEFAULT_THREAD_WORKERS
+from .lanes import SubmitLane, ThreadLane
 from .plan import Task, parse_plan, validate_tasks
+from .ready import Limits, ToolStats
 from .results import Event, RunInterrupted, RunResult
-from .scheduler import Run, TaskLike, Tools
-from .store import LocalStore, ManagerStore, ObservationStore
-from .tools import as_registry
+from .scheduler import Run, RunParts, TaskLike
+from .store import ManagerStore, ObservationStore
+from .tools import ToolRegistry, as_registry
 
 __all__ = ["Engine", "run_tasks"]
 
+Tools = Union[ToolRegistry, Mapping[str, Any]]
+
+_PROCESS_QUEUE_DEPTH = 8  # process calls handed to the pool ahead per worker, so none idles between calls
+_ASYNC_CAPACITY = 100_000  # coroutines in flight on the engine's loop (they wait, they do not compete)
+_EXECUTOR_CAPACITY = 1_000  # calls in flight on a given executor (its own queue orders the rest)
+
 
 class Engine:
-    """Owns the pools, the timer thread and the shared store across runs; a context manager.
+    """Owns the workers, pools, timer thread and shared store across runs; a context manager.
 
-    ``Engine(tools, max_workers=None, process_workers=None, store="auto", start_method=None)``:
-    ``tools`` is a ``ToolRegistry`` or a dict of name -> callable; ``max_workers`` sizes the thread pool
-    (default 32: thread tools mostly wait on I/O); ``process_workers`` the process pool (default: the CPU
-    count). ``store`` is ``"auto"`` or ``"local"`` (a ``LocalStore`` per run), ``"manager"`` (one
-    ``ManagerStore`` for the engine, started on first use, cleared at each run), or an
-    ``ObservationStore`` instance. ``start_method`` is ``"forkserver"`` (default where available),
-    ``"spawn"``, or ``"fork"`` (only when asked: unsafe with threads). Pools start on first use; a
-    thread-only run starts no process. ``close()`` is idempotent.
+    ``Engine(tools, max_workers=None, process_workers=None, store="auto", start_method=None,
+    executors=None, priority="time")``: ``tools`` is a ``ToolRegistry`` or a dict of name -> callable;
+    ``max_workers`` caps the thread lane (default 32: thread tools mostly wait on I/O; threads start on
+    first need); ``process_workers`` sizes the process pool (default: the CPU count). ``store`` is
+    ``"auto"`` or ``"local"`` (each run's own record), ``"manager"`` (a ``ManagerStore`` started on first
+    use, each run in a namespace of its own, removed when the run is over), or an ``ObservationStore``
+    instance. ``start_method`` is ``"forkserver"`` (default where available), ``"spawn"``, or ``"fork"``
+    (only when asked: unsafe with threads). ``executors`` maps names to ``concurrent.futures.Executor``s
+    (for example a Dask cluster's) that tools registered with ``executor=<name>`` run on. ``priority``:
+    ``"time"`` starts first the ready task with the most estimated time left on its chain (tools'
+    observed mean durations), ``"count"`` the one with the most dependents after it. ``close()`` is
+    idempotent.
     """
 
     def __init__(
         self, tools: Tools, *, max_workers: Optional[int] = None, process_workers: Optional[int] = None,
         store: Union[str, ObservationStore] = "auto", start_method: Optional[str] = None,
+        executors: Optional[Mapping[str, Any]] = None, priority: str = "time",
     ) -> None:
         if not isinstance(store, ObservationStore) and store not in ("auto", "local", "manager"):
             raise ValueError(f"store must be 'auto', 'local', 'manager' or an ObservationStore, got {store!r}")
         for name, value in (("max_workers", max_workers), ("process_workers", process_workers)):
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        if priority not in ("time", "count"):
+            raise ValueError(f"priority must be 'time' or 'count', got {priority!r}")
+        executors = dict(executors or {})
+        for kind in executors:
+            if kind in ("thread", "process", "async") or not str(kind).isidentifier():
+                raise ValueError(f"executors: {kind!r} cannot name an executor (use an identifier other "
+                                 "than 'thread', 'process' and 'async')")
         self.tools = as_registry(tools)
         self._pools = Pools(max_workers, process_workers, start_method)
         self._timers = Timers()
+        self._lane = ThreadLane(max_workers or DEFAULT_THREAD_WORKERS, self._timers)
+        self._backends = Backends(self._pools, executors)
+        workers = self._pools.process_workers
+        lanes = {"process": SubmitLane("process", _PROCESS_QUEUE_DEPTH * workers, workers),
+                 "async": SubmitLane("async", _ASYNC_CAPACITY, _ASYNC_CAPACITY)}
+        for kind in executors:
+            lanes[kind] = SubmitLane(kind, _EXECUTOR_CAPACITY, _EXECUTOR_CAPACITY)
+        self._parts = RunParts(self.tools, self._lane, lanes, self._backends, self._timers, Limits(),
+                               ToolStats(), priority == "time")
         self._store_choice = store
         self._manager_store: Optional[ManagerStore] = None
         self._lock = threading.Lock()
-        self._runs: List[Run] = []
+        self._runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
         self._closed = False
 
     def __enter__(self) -> "Engine":
@@ -59,20 +97,27 @@ class Engine:
 
     def start(
         self, tasks: Iterable[TaskLike] = (), *, on_event: Optional[Callable[[Event], None]] = None,
-        known: Optional[Mapping[int, Any]] = None,
+        known: Optional[Mapping[int, Any]] = None, cache: Optional[CallCache] = None,
     ) -> Run:
         """Start a run that tasks can be added to while it runs; ``close()`` it when all are added.
 
         ``known`` maps indices of tasks finished earlier (a previous plan) to their observations, so new
-        tasks may refer to them. Raises ``RunClosedError`` when the engine is closed.
+        tasks may refer to them. ``cache``: a ``CallCache`` that answers calls of ``cache=True`` tools
+        seen before (share one across the runs of a question). ``on_event`` is called with every event,
+        in order, on the run's own delivery thread. Raises ``RunClosedError`` when the engine is closed.
         """
         with self._lock:
             if self._closed:
                 raise RunClosedError("the engine is closed; create a new Engine to run more tasks")
-            run = Run(self.tools, self._pools, self._timers, self._store_for_run(),
-                      on_event=on_event, known=known)
-            # Runs are kept while they go on, or while a call they abandoned still runs.
-            self._runs = [r for r in self._runs if not r.done() or r.abandoned_calls] + [run]
+            store = self._store_for_run()
+            shared = store is not None
+            run = Run(self._parts, store, on_event=on_event, known=known, cache=cache, shared_store=shared)
+            self._runs.add(run)
+        if shared:
+            for idx, value in (known or {}).items():
+                store.set(idx, value)
+            if store is not self._store_choice and store is not self._manager_store:
+                run.when_over(store.close)  # a namespace of the engine's store: removed when over
         tasks = list(tasks)
         if tasks:
             run.add_many(tasks)
@@ -81,6 +126,7 @@ class Engine:
     def run(
         self, tasks: Union[str, Iterable[TaskLike]], *, timeout: Optional[float] = None,
         on_event: Optional[Callable[[Event], None]] = None, known: Optional[Mapping[int, Any]] = None,
+        cache: Optional[CallCache] = None,
     ) -> RunResult:
         """Run a whole plan (plan text, ``Task``s or task dicts) and return its ``RunResult``.
 
@@ -92,7 +138,7 @@ class Engine:
         that had not finished, with ``result`` attached.
         """
         batch = _as_tasks(tasks, known or {})
-        run = self.start(on_event=on_event, known=known)
+        run = self.start(on_event=on_event, known=known, cache=cache)
         try:
             run.add_many(batch)
             run.close()
@@ -103,7 +149,10 @@ class Engine:
             raise
         except KeyboardInterrupt:
             run.cancel()
-            raise RunInterrupted(run.wait()) from None
+            raise RunInterrupted(run.result()) from None
+        except BaseException:  # an add that failed, or the caller's thread was stopped: nothing may
+            run.cancel()       # keep running
+            raise
         if run.store_error is not None:
             unfinished = sorted(i for i, f in result.failures.items() if f.kind == "cancelled")
             err = StoreError(f"the run stopped: {run.store_error}; tasks {unfinished} had not finished")
@@ -111,44 +160,59 @@ class Engine:
             raise err from run.store_error
         return result
 
+    async def arun(self, tasks: Union[str, Iterable[TaskLike]], **options: Any) -> RunResult:
+        """``run`` for asyncio programs: awaits the run without blocking the event loop; cancelling the
+        awaiting task cancels the run. Takes the same keywords as ``run``."""
+        from .aio import arun
+
+        return await arun(self, tasks, **options)
+
+    def astart(self, tasks: Iterable[TaskLike] = (), **options: Any) -> Any:
+        """``start`` for asyncio programs: an ``AsyncRun`` (``async for event in run``, ``await
+        run.wait()``) over a run started with the same keywords as ``start``."""
+        from .aio import AsyncRun
+
+        return AsyncRun(self.start(tasks, **options))
+
     def cancel(self) -> None:
         """Cancel every run in progress on this engine."""
-        with self._lock:
-            runs = list(self._runs)
-        for run in runs:
+        for run in self._live_runs():
             run.cancel()
 
     def close(self) -> None:
-        """Cancel what still runs, stop the pools, the timer thread and the manager. Idempotent.
-
-        Waits for the pool threads, except when a thread tool call was abandoned (timed out or
-        cancelled) and still runs: a thread cannot be stopped, so close then returns at once and that
-        thread exits when its call returns."""
+        """Cancel what still runs, stop the workers, pools, event loop, timer thread and manager.
+        Idempotent. Returns without waiting for a thread call that was abandoned (timed out or
+        cancelled: a thread cannot be stopped); it is a daemon thread and ends when its call returns."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            runs, self._runs = self._runs, []
-        for run in runs:
+        for run in self._live_runs():
             run.cancel()
-        abandoned = any(run.abandoned_calls for run in runs)
+        for lane in self._parts.submit_lanes.values():
+            lane.close()
+        self._lane.close()
+        self._backends.close()
         self._timers.close()
-        self._pools.close(wait_threads=not abandoned)
+        self._pools.close()
         if self._manager_store is not None:
             self._manager_store.close()
 
-    def _store_for_run(self) -> ObservationStore:
+    def _live_runs(self) -> List[Run]:
+        with self._lock:
+            return [run for run in list(self._runs) if not run.done()]
+
+    def _store_for_run(self) -> Optional[ObservationStore]:
+        """The shared store of a new run, or None for a run that keeps its own record only."""
         choice = self._store_choice
         if isinstance(choice, ObservationStore):
             return choice
-        if choice == "manager":
-            if self._manager_store is None:
-                import multiprocessing
-
-                self._manager_store = ManagerStore(multiprocessing.get_context(self._pools.start_method))
-            self._manager_store.clear()
-            return self._manager_store
-        return LocalStore()
+        if choice != "manager":
+            return None
+        if self._manager_store is None:
+            self._manager_store = ManagerStore(self._pools.context)
+        namespace = getattr(self._manager_store, "namespace", None)
+        return namespace() if namespace is not None else self._manager_store
 
 
 def _as_tasks(tasks: Union[str, Iterable[TaskLike]], known: Mapping[int, Any]) -> List[Task]:
@@ -171,3 +235,4 @@ def run_tasks(
     """
     with Engine(tools, max_workers=max_workers, process_workers=process_workers, store=store) as engine:
         return engine.run(tasks, timeout=timeout, on_event=on_event)
+

@@ -10,6 +10,7 @@ The tree, and who raises what:
         CycleError                           tasks given as a list depend on each other in a loop
       ToolError (TypeError)                the tool registry was asked something it cannot do
         ToolDefinitionError                  a tool cannot be registered as given
+          ToolConfigError                    a tool config file has problems (every one is listed)
         ToolCallError                        a task's arguments do not fit its tool's signature
       RunError (RuntimeError)              a run could not go on as asked
         RunClosedError                       a task was added to a run that was closed or cancelled
@@ -17,7 +18,9 @@ The tree, and who raises what:
         TaskTimeoutError (TimeoutError)      a task ran past its tool's timeout (kept in its TaskFailure)
         WorkerDiedError                      the worker process running a task died (in its TaskFailure)
         StoreError                           the observation store failed (e.g. its manager died)
+        ProcessStartError                    worker processes cannot be started safely from here
     RenderError (ValueError)               a value's own __str__ failed where its exact text was needed
+      SubstitutionError                    ... while filling "$N" into a task's string argument
       LLMError (RuntimeError)              talking to a language model failed
         LLMConnectionError (ConnectionError)
         LLMHTTPError                         the server answered with an HTTP error status
@@ -54,6 +57,9 @@ __all__ = [
     "LLMTimeoutError",
     "JoinerOutputError",
     "RenderError",
+    "ProcessStartError",
+    "SubstitutionError",
+    "ToolConfigError",
 ]
 
 
@@ -218,3 +224,39 @@ class RenderError(LLMCompilerError, ValueError):
     def __init__(self, message: str, *, value_type: str = ""):
         super().__init__(message)
         self.value_type = value_type
+
+
+class ProcessStartError(RunError):
+    """Worker processes cannot be started safely from where the run was started: the main script
+    starts them from top-level code outside ``if __name__ == "__main__":``, which every spawned worker
+    would run again. Raised by the process pool before any process starts; ``path`` and ``line`` say
+    where. Found in the process task's ``TaskFailure``; thread tools are unaffected."""
+
+    def __init__(self, message: str, *, path: str = "", line: int = 0):
+        super().__init__(message)
+        self.path = path
+        self.line = line
+
+
+class SubstitutionError(RenderError):
+    """An observation's ``str()`` failed while it was filled into a task's string argument
+    (``"the result is $1"``). ``task`` is the task whose argument it was, ``reference`` the task
+    referred to, ``argument`` names the argument (``argument 'q'`` or ``argument 2``). The original
+    error is the cause."""
+
+    def __init__(self, message: str, *, task: int, reference: int, argument: str, value_type: str = ""):
+        super().__init__(message, value_type=value_type)
+        self.task = task
+        self.reference = reference
+        self.argument = argument
+
+
+class ToolConfigError(ToolDefinitionError):
+    """A tool config file (``config.load_config``) cannot be served as written. ``problems`` lists every
+    problem found, each a ``config.ConfigProblem`` (which entry, what is wrong, what to do); ``path`` is
+    the file. Raised once, after every entry was checked."""
+
+    def __init__(self, message: str, *, path: str = "", problems: Sequence[object] = ()):
+        super().__init__(message)
+        self.path = path
+        self.problems = list(problems)

@@ -6,6 +6,12 @@ a network call would (``LATENCY`` seconds) and return canned facts; ``simulate_g
 must stay top-level functions of this module: a worker process imports them by path
 (``llmcompiler.examples:simulate_growth``). ``calculate`` and ``add`` are quick arithmetic.
 
+Each tool measures itself: when the environment variable ``LLMCOMPILER_DEMO_TIMES`` names a file, every
+call appends one line ``tool<TAB>start<TAB>end<TAB>pid`` to it (``time.perf_counter()`` seconds, the
+same clock as the engine's events, in worker processes too), so the figures the demo prints can be
+checked against the tools' own clocks (``measured_calls``). Set it before the engine starts its
+worker processes: they inherit the environment.
+
 ``DEMO_RESPONSES`` is what the demo's model says: a plan, a joiner asking for a new plan (one task
 of the first plan fails on purpose), a second plan that continues the numbering and reuses earlier
 observations, and the joiner's final answer. ``demo_llm()`` replays them with ``ScriptedLLM``.
@@ -16,19 +22,59 @@ Importing this module starts nothing.
 from __future__ import annotations
 
 import ast
+import contextlib
 import operator
+import os
 import random
 import re
 import time
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Union
 
 from .llm import ScriptedLLM
 from .tools import ToolRegistry
 
 __all__ = ["LATENCY", "population", "growth_rate", "search", "weather", "simulate_growth", "count_primes",
-           "calculate", "add", "example_registry", "DEMO_QUESTION", "DEMO_RESPONSES", "demo_llm"]
+           "calculate", "add", "example_registry", "DEMO_QUESTION", "DEMO_RESPONSES", "demo_llm",
+           "TIMES_VARIABLE", "MeasuredCall", "measured_calls"]
 
 LATENCY = 0.3  # seconds each I/O-like tool sleeps
+TIMES_VARIABLE = "LLMCOMPILER_DEMO_TIMES"
+
+
+class MeasuredCall(NamedTuple):
+    """One call of an example tool, by its own clock (``time.perf_counter()``)."""
+
+    tool: str
+    start: float
+    end: float
+    pid: int
+
+
+@contextlib.contextmanager
+def _measured(tool: str) -> Iterator[None]:
+    """Time the body; append the call to the file named by ``TIMES_VARIABLE``, if set (even when the
+    body raises). One ``os.write`` of one short line on an ``O_APPEND`` file: lines from several
+    processes never interleave."""
+    path = os.environ.get(TIMES_VARIABLE)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if path:
+            line = f"{tool}\t{start!r}\t{time.perf_counter()!r}\t{os.getpid()}\n".encode()
+            handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(handle, line)
+            finally:
+                os.close(handle)
+
+
+def measured_calls(path: str) -> List[MeasuredCall]:
+    """The calls recorded in ``path`` (see the module docstring), in the order written.
+    Raises OSError when the file cannot be read, ValueError when a line is not a record."""
+    with open(path, encoding="utf-8") as file:
+        rows = [line.rstrip("\n").split("\t") for line in file if line.strip()]
+    return [MeasuredCall(tool, float(start), float(end), int(pid)) for tool, start, end, pid in rows]
 
 _POPULATIONS = {"tokyo": 13_960_000, "paris": 2_102_650, "london": 8_866_180, "new york": 8_335_897}
 _GROWTH_RATES = {"tokyo": -0.002, "paris": 0.003, "london": 0.008, "new york": -0.004}
@@ -53,47 +99,57 @@ def _city(name: str, table: Dict[str, Any], what: str) -> Any:
 
 def population(city: str) -> int:
     """The number of people living in a city (city proper, latest estimate)."""
-    time.sleep(LATENCY)
-    return _city(city, _POPULATIONS, "population data")
+    with _measured("population"):
+        time.sleep(LATENCY)
+        return _city(city, _POPULATIONS, "population data")
 
 
 def growth_rate(city: str) -> float:
     """A city's yearly population growth rate, as a fraction (0.004 means +0.4 % a year)."""
-    time.sleep(LATENCY)
-    return _city(city, _GROWTH_RATES, "growth rate")
+    with _measured("growth_rate"):
+        time.sleep(LATENCY)
+        return _city(city, _GROWTH_RATES, "growth rate")
 
 
 def search(query: str) -> str:
     """Search an encyclopedia; returns the best matching fact."""
-    time.sleep(LATENCY)
-    words = set(re.findall(r"\w+", query.lower())) - {"the", "of", "a", "is", "in", "how", "what"}
-    scored = [(len(words & set(re.findall(r"\w+", fact.lower()))), fact) for fact in _FACTS]
-    score, fact = max(scored)
-    return fact if score else f"No results for {query!r}."
+    with _measured("search"):
+        time.sleep(LATENCY)
+        words = set(re.findall(r"\w+", query.lower())) - {"the", "of", "a", "is", "in", "how", "what"}
+        scored = [(len(words & set(re.findall(r"\w+", fact.lower()))), fact) for fact in _FACTS]
+        score, fact = max(scored)
+        return fact if score else f"No results for {query!r}."
 
 
 def weather(city: str) -> str:
     """Today's weather in a city."""
-    time.sleep(LATENCY)
-    return _city(city, _WEATHER, "weather report")
+    with _measured("weather"):
+        time.sleep(LATENCY)
+        return _city(city, _WEATHER, "weather report")
 
 
 def simulate_growth(population: int, annual_rate: float, years: int, trials: int = 20000,
                     seed: int = 0) -> int:
     """Project a population ``years`` ahead by Monte Carlo simulation of its yearly growth around
     ``annual_rate``; returns the mean projected population. CPU-bound: runs in a worker process."""
-    gauss = random.Random(seed).gauss
-    total = 0.0
-    for _ in range(trials):
-        value = float(population)
-        for _ in range(years):
-            value *= 1.0 + gauss(annual_rate, 0.005)
-        total += value
-    return round(total / trials)
+    with _measured("simulate_growth"):
+        gauss = random.Random(seed).gauss
+        total = 0.0
+        for _ in range(trials):
+            value = float(population)
+            for _ in range(years):
+                value *= 1.0 + gauss(annual_rate, 0.005)
+            total += value
+        return round(total / trials)
 
 
 def count_primes(n: int) -> int:
     """How many prime numbers are below ``n`` (by trial division: slow on purpose, CPU-bound)."""
+    with _measured("count_primes"):
+        return _count_primes(n)
+
+
+def _count_primes(n: int) -> int:
     count = 0
     for candidate in range(2, n):
         divisor = 2
@@ -114,11 +170,12 @@ _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.m
 def calculate(expression: str) -> float:
     """Evaluate an arithmetic expression: numbers, + - * / // % ** and parentheses. Returns the value
     rounded to 4 decimals."""
-    try:
-        tree = ast.parse(expression.replace(",", ""), mode="eval")
-    except SyntaxError:
-        raise ValueError(f"not an arithmetic expression: {expression!r}") from None
-    return round(_evaluate(tree.body, expression), 4)
+    with _measured("calculate"):
+        try:
+            tree = ast.parse(expression.replace(",", ""), mode="eval")
+        except SyntaxError:
+            raise ValueError(f"not an arithmetic expression: {expression!r}") from None
+        return round(_evaluate(tree.body, expression), 4)
 
 
 def _evaluate(node: ast.AST, expression: str) -> float:
@@ -136,7 +193,8 @@ def _evaluate(node: ast.AST, expression: str) -> float:
 
 def add(a: float, b: float) -> float:
     """Add two numbers."""
-    return a + b
+    with _measured("add"):
+        return a + b
 
 
 def example_registry() -> ToolRegistry:

@@ -9,10 +9,15 @@ Invariant, for every task ``t`` still waiting: ``waiting[t]`` is the number of `
 are not finished. A task is *ready* when that count reaches zero; it is then the caller's to run and
 must come back through ``done`` or ``fail``.
 
-Priority: each task has a ``height``, the length of the longest chain of known dependents after it.
-When more tasks are ready than workers are free, the scheduler starts the highest first, so the critical
-path never waits. Heights grow as dependents arrive; a task already in the ready queue keeps the height it
-had when it became ready.
+Priority: each task has a ``cost`` (its tool's estimated duration; 1 when only counts matter) and a
+``height``, the estimated time of the longest chain of known dependents after it (the sum of their
+costs). When more tasks are ready than workers are free, the scheduler starts first the one with the most
+time left on its chain (``priority(n)``: its cost plus its height), so the critical path never waits.
+Heights grow as dependents arrive; a task already in the ready queue keeps the priority it had when it
+became ready.
+
+Phases are checked the way ``graphlib`` checks them: ``done(n)`` for a task that was never added or is
+still waiting raises ``ValueError`` naming it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class TaskGraph:
         self.finished: Set[int] = set(finished)    # done, including tasks known from earlier runs
         self.dead: Set[int] = set()                # failed or skipped
         self.forward = False                       # a task named a dependency not added yet
+        self.cost: Dict[int, float] = {}           # task -> estimated duration, when not 1.0
 
     def __contains__(self, idx: int) -> bool:
         return idx in self.dependencies or idx in self.finished or idx in self.dead
@@ -46,8 +52,12 @@ class TaskGraph:
         """How many added tasks are neither finished nor dead."""
         return len(self.waiting) + len(self.active)
 
+    def priority(self, idx: int) -> float:
+        """The estimated time left on ``idx``'s longest chain, itself included (higher runs first)."""
+        return self.height[idx] + self.cost.get(idx, 1.0)
+
     def add(
-        self, idx: int, dependencies: Iterable[int], *, heights: bool = True
+        self, idx: int, dependencies: Iterable[int], *, heights: bool = True, cost: float = 1.0
     ) -> Tuple[bool, Optional[int]]:
         """Add a task. Returns ``(ready, dead_dependency)``.
 
@@ -59,6 +69,8 @@ class TaskGraph:
         deps = tuple(dependencies)
         self.dependencies[idx] = deps
         self.height.setdefault(idx, 0)
+        if cost != 1.0:
+            self.cost[idx] = cost
         for dep in deps:
             if dep in self.dead:
                 self.dead.add(idx)
@@ -83,11 +95,12 @@ class TaskGraph:
 
         In a DAG no height exceeds the number of tasks; a cycle (tasks added in a loop, found and
         failed at close) would raise heights for ever, so propagation stops at that bound."""
-        bound = len(self.dependencies)
+        bound = len(self.dependencies) * max(1.0, max(self.cost.values(), default=1.0))
+        cost = self.cost
         stack = [idx]
         while stack:
             node = stack.pop()
-            above = self.height[node] + 1
+            above = self.height[node] + cost.get(node, 1.0)
             if above > bound:
                 continue
             for dep in self.dependencies.get(node, ()):
@@ -106,9 +119,10 @@ class TaskGraph:
                 if dep in pending:
                     pending[dep] += 1
         order = [n for n in nodes if pending[n] == 0]
+        cost = self.cost
         while order:
             node = order.pop()
-            above = self.height[node] + 1
+            above = self.height[node] + cost.get(node, 1.0)
             for dep in self.dependencies[node]:
                 if dep in pending:
                     if self.height[dep] < above:
@@ -121,8 +135,12 @@ class TaskGraph:
                     self._raise_heights(dep)
 
     def done(self, idx: int) -> List[int]:
-        """Mark an active task finished; return the tasks this released (now active, the caller's)."""
-        self.active.discard(idx)
+        """Mark an active task finished; return the tasks this released (now active, the caller's).
+
+        Raises ``ValueError`` when ``idx`` was never added, is still waiting, or is already over."""
+        if idx not in self.active:
+            raise ValueError(self._not_active(idx))
+        self.active.remove(idx)
         self.finished.add(idx)
         released = []
         for dependent in self.dependents.pop(idx, ()):
@@ -136,6 +154,13 @@ class TaskGraph:
             else:
                 self.waiting[dependent] = count - 1
         return released
+
+    def _not_active(self, idx: int) -> str:
+        if idx in self.waiting:
+            return f"task {idx} is still waiting on {self.waiting[idx]} of its dependencies"
+        if idx in self.finished or idx in self.dead:
+            return f"task {idx} is already over"
+        return f"task {idx} was never added"
 
     def fail(self, idx: int) -> List[int]:
         """Mark a task dead (failed); return every task downstream of it, now dead too (skipped)."""

@@ -6,7 +6,7 @@ Plain records, no behaviour: the scheduler fills them in, traces and callers rea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Union
 
 from .plan import Task
 
@@ -14,15 +14,19 @@ __all__ = ["Event", "TaskFailure", "RunResult", "RunInterrupted"]
 
 
 class Event(NamedTuple):
-    """Something that happened to a task. ``kind`` is one of ``queued``, ``started``, ``finished``,
-    ``failed``, ``skipped``, ``retrying``, ``cancelled``. ``time`` is ``time.perf_counter()``;
-    ``worker`` names the thread or process that ran the task (None when it ran nowhere)."""
+    """Something that happened to a task. ``kind`` is one of ``queued``, ``submitted`` (handed to a
+    process pool or another executor, not yet running there), ``started`` (the call really began),
+    ``finished``, ``failed``, ``skipped``, ``retrying``, ``cancelled``. ``time`` is
+    ``time.perf_counter()`` of this process (a worker process's start and end are stamped there, on
+    the same system-wide clock); ``worker`` names the thread or process that ran the task (None when it
+    ran nowhere). ``cached`` is True for a ``finished`` event answered from a ``CallCache``."""
 
     kind: str
     task: int
     tool: str
     time: float
     worker: Optional[str] = None
+    cached: bool = False
 
 
 @dataclass
@@ -33,6 +37,8 @@ class TaskFailure:
     dependency failed: ``cause`` is that task), ``"cancelled"``, or ``"invalid"`` (the task could not
     start: an unknown reference, a cycle, arguments that cannot be sent to a process). The exception
     object is kept in ``exception`` (this process only); its type, message and traceback as text.
+    ``step`` names the engine's own step that failed when the tool itself did not (e.g. ``"resolving
+    arguments"``, ``"recording the outcome"``); it is empty when the tool raised.
     """
 
     task: int
@@ -46,27 +52,53 @@ class TaskFailure:
     cause: Optional[int] = None
     attempts: int = 0
     exception: Optional[BaseException] = field(default=None, repr=False, compare=False)
+    step: str = ""
 
     def __str__(self) -> str:
         if self.kind == "skipped":
             return f"task {self.task} ({self.tool}) skipped: it depends on task {self.cause}, which did not finish"
         if self.kind == "cancelled":
             return f"task {self.task} ({self.tool}) cancelled"
-        return f"task {self.task} ({self.tool}) {self.kind}: {self.error_type}: {self.message}"
+        where = f" while {self.step}" if self.step else ""
+        return f"task {self.task} ({self.tool}) {self.kind}{where}: {self.error_type}: {self.message}"
 
 
-@dataclass
 class RunResult:
     """What a run produced: ``observations`` (idx -> value) for finished tasks, ``failures`` (idx ->
-    TaskFailure) for the rest, every ``Event``, the ``tasks`` themselves, and whether it was cancelled."""
+    TaskFailure) for the rest, every ``Event``, the ``tasks`` themselves, and whether it was cancelled.
 
-    observations: Dict[int, Any]
-    failures: Dict[int, TaskFailure]
-    events: List[Event]
-    tasks: Dict[int, Task]
-    cancelled: bool = False
-    started: float = 0.0
-    finished: float = 0.0
+    ``events`` may be given as a list or as a callable returning one: the run passes its compact log,
+    and the ``Event`` records are built the first time ``events`` is read."""
+
+    def __init__(self, observations: Dict[int, Any], failures: Dict[int, TaskFailure],
+                 events: Union[List[Event], Callable[[], List[Event]]], tasks: Dict[int, Task],
+                 cancelled: bool = False, started: float = 0.0, finished: float = 0.0) -> None:
+        self.observations = observations
+        self.failures = failures
+        self._events = events
+        self.tasks = tasks
+        self.cancelled = cancelled
+        self.started = started
+        self.finished = finished
+
+    @property
+    def events(self) -> List[Event]:
+        """Every event of the run, in the order the engine learned of them."""
+        if callable(self._events):
+            self._events = self._events()
+        return self._events
+
+    def __repr__(self) -> str:
+        return (f"RunResult({len(self.observations)} observations, {len(self.failures)} failures, "
+                f"cancelled={self.cancelled}, elapsed={self.elapsed:.6f} s)")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunResult):
+            return NotImplemented
+        return (self.observations, self.failures, self.events, self.tasks, self.cancelled) == \
+            (other.observations, other.failures, other.events, other.tasks, other.cancelled)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def ok(self) -> bool:

@@ -1,18 +1,23 @@
-"""What ran when: per-task spans, a compact text timeline, Chrome trace files, and the time saved.
+"""What ran when: per-task spans and outcomes, a compact text timeline, Chrome trace files, the time saved.
 
 Everything here reads the scheduler's ``Event`` records. A *source* is anything with an ``events``
 list (a ``RunResult``, a ``CompilerResult``) or an iterable of ``Event`` itself, so one plan's run and a
-whole question answered over several plans are drawn the same way.
+whole question answered over several plans are drawn the same way. A source that also has ``failures``
+(task -> ``TaskFailure``) and ``tasks`` (task -> ``Task``) gives the pictures more to say: the kind of a
+failure (``timeout`` rather than ``failed``), the task a skipped task waited for, the arguments.
 
 A task's *span* runs from its first ``started`` event to its last ``finished``, ``failed`` or
-``cancelled`` event: retries and (for process tools) the hand-off to the worker are inside it. A task
-that never started (skipped, or cancelled while waiting) has no span; the timeline still shows it.
+``cancelled`` event: retries are inside it. Only ``started`` opens a span: a ``submitted`` or
+``queued`` event (handed to a pool, waiting for a worker) does not, so every figure computed here
+(``serial_time``, ``makespan``) counts only the time tools really ran. A task that never started
+(skipped, cancelled while waiting, answered from the cache) has no span; the pictures still show it.
 
 *Phases* are extra ``(label, start, end)`` intervals on the same clock (``time.perf_counter()``), such
-as the planner's stream: ``CompilerResult.phases()`` gives them. The timeline draws them with ``~``.
+as the planner's stream: ``CompilerResult.phases()`` gives them. The text timeline draws them with
+``~``; the trace files put each kind (the label's first word: ``planner``, ``joiner``) on a lane.
 
-This module imports nothing from the package at run time (``Event`` is only a type here) and starts
-nothing.
+The SVG picture is in ``svg`` (``svg_timeline``). This module imports only ``text`` and ``plan`` from
+the package and starts nothing.
 """
 
 from __future__ import annotations
@@ -20,16 +25,27 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import IO, TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import IO, TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
-if TYPE_CHECKING:  # only a type: this module reads events by their fields and imports nothing else
+from .plan import call_text
+from .text import short_repr, short_text
+
+if TYPE_CHECKING:  # only a type: this module reads events by their fields
     from .results import Event
 
-__all__ = ["Span", "spans", "timeline", "chrome_trace", "write_chrome_trace", "serial_time", "makespan"]
+__all__ = ["Span", "TaskView", "spans", "task_views", "timeline", "chrome_trace", "write_chrome_trace",
+           "serial_time", "makespan", "arguments_text", "worker_lanes", "OUTCOMES"]
 
 Phase = Tuple[str, float, float]
+Destination = Union[str, "os.PathLike[str]", IO[str]]
+
+# Every outcome a task can have in a picture: a TaskFailure kind, or what the events say.
+OUTCOMES = ("finished", "cached", "failed", "timeout", "worker-died", "invalid", "skipped", "cancelled",
+            "running", "waiting")
 _ENDS = ("finished", "failed", "cancelled")
 _BAR = {"finished": "#", "failed": "x", "cancelled": "-", "running": ">"}
+_ARGUMENTS_LIMIT = 200  # characters of a task's arguments shown in a trace or a tooltip
+_ERROR_LIMIT = 300
 
 
 class Span(NamedTuple):
@@ -48,6 +64,24 @@ class Span(NamedTuple):
     def duration(self) -> float:
         """Seconds from start to end."""
         return self.end - self.start
+
+
+class TaskView(NamedTuple):
+    """What the pictures show of one task. ``outcome`` is one of ``OUTCOMES``; ``span`` is None when
+    the task never started. ``seen`` is the time of its first event, ``settled`` of its last (None
+    while it runs). ``cause`` is the task a skipped task depended on; ``arguments`` and ``error``
+    are short display texts ("" when unknown); ``dependencies`` are sorted task indices."""
+
+    task: int
+    tool: str
+    outcome: str
+    span: Optional[Span]
+    seen: float
+    settled: Optional[float]
+    cause: Optional[int] = None
+    arguments: str = ""
+    error: str = ""
+    dependencies: Tuple[int, ...] = ()
 
 
 def _events(source: Any) -> List["Event"]:
@@ -80,7 +114,8 @@ def spans(source: Any) -> List[Span]:
 
 
 def serial_time(source: Any) -> float:
-    """The sum of the tasks' durations: roughly what calling the same tools one by one would cost."""
+    """The sum of the tasks' durations: roughly what calling the same tools one by one would cost.
+    Only real work counts: time waiting for a worker and answers from the cache do not."""
     return sum(span.duration for span in spans(source))
 
 
@@ -90,6 +125,70 @@ def makespan(source: Any) -> float:
     if not found:
         return 0.0
     return max(span.end for span in found) - min(span.start for span in found)
+
+
+def task_views(source: Any) -> List[TaskView]:
+    """One ``TaskView`` per task that has an event, in task-index order."""
+    events = _events(source)
+    failures: Mapping[int, Any] = getattr(source, "failures", None) or {}
+    tasks: Mapping[int, Any] = getattr(source, "tasks", None) or {}
+    by_task = {span.task: span for span in spans(events)}
+    first: Dict[int, "Event"] = {}
+    last: Dict[int, "Event"] = {}
+    for event in events:
+        first.setdefault(event.task, event)
+        if event.kind not in ("queued", "submitted"):  # those say nothing of how a task ended
+            last[event.task] = event
+    views = []
+    for idx in sorted(first):
+        span, final, failure = by_task.get(idx), last.get(idx), failures.get(idx)
+        outcome = _outcome(span, final, failure)
+        settled = None if outcome == "running" or final is None else final.time
+        task = tasks.get(idx)
+        views.append(TaskView(
+            idx, first[idx].tool, outcome, span, first[idx].time, settled,
+            getattr(failure, "cause", None), arguments_text(task), _error(failure),
+            tuple(sorted(getattr(task, "dependencies", ())))))
+    return views
+
+
+def _outcome(span: Optional[Span], final: Optional["Event"], failure: Any) -> str:
+    if failure is not None and getattr(failure, "kind", None) in OUTCOMES:
+        return failure.kind
+    if final is None:
+        return "running" if span is not None else "waiting"  # only queued or submitted so far
+    if final.kind == "finished":
+        return "cached" if span is None or getattr(final, "cached", False) else "finished"
+    if final.kind in ("failed", "skipped", "cancelled"):
+        return final.kind
+    return "running"  # started or retrying, no end yet
+
+
+def arguments_text(task: Any, limit: int = _ARGUMENTS_LIMIT) -> str:
+    """``task``'s arguments as the plan wrote them, at most ``limit`` characters: ``'Tokyo', $1``
+    ("" for None). Never raises, whatever the values."""
+    if task is None:
+        return ""
+    try:
+        call = call_text(task)
+    except Exception:  # a value whose repr fails: show the arguments safely instead
+        return short_text(f"{short_repr(tuple(task.args), limit)} {short_repr(dict(task.kwargs), limit)}",
+                          limit)
+    inside = call[len(task.tool) + 1:-1] if call.startswith(task.tool + "(") else call
+    return short_text(inside, limit)
+
+
+def _error(failure: Any) -> str:
+    if failure is None:
+        return ""
+    if getattr(failure, "kind", "") == "skipped":
+        return f"skipped: task {failure.cause} did not finish"
+    detail = f"{failure.error_type}: {short_text(failure.message, _ERROR_LIMIT)}" if failure.error_type \
+        else failure.kind
+    step = getattr(failure, "step", "")  # which engine step failed, when it was not the tool itself
+    if step:
+        detail = f"while {short_text(step, 60)}: {detail}"
+    return " ".join(short_text(detail, _ERROR_LIMIT).split())
 
 
 # -- the text timeline ----------------------------------------------------------------------------
@@ -116,7 +215,7 @@ def timeline(source: Any, *, width: int = 40, phases: Sequence[Phase] = ()) -> s
     """
     if width < 10:
         raise ValueError(f"width must be at least 10 characters, got {width!r}")
-    rows = _task_rows(source) + [_Row(start, 0, "", label, start, end, "~", "")
+    rows = _task_rows(source) + [_Row(start, 0, "", short_text(label, 40), start, end, "~", "")
                                  for label, start, end in phases]
     if not rows:
         return "(no tasks)"
@@ -136,24 +235,15 @@ def timeline(source: Any, *, width: int = 40, phases: Sequence[Phase] = ()) -> s
 
 
 def _task_rows(source: Any) -> List[_Row]:
-    events = _events(source)
-    by_task = {span.task: span for span in spans(events)}
-    first_seen: Dict[int, "Event"] = {}
-    last_seen: Dict[int, "Event"] = {}
-    for event in events:
-        first_seen.setdefault(event.task, event)
-        last_seen[event.task] = event
     rows = []
-    for idx, first in first_seen.items():
-        span = by_task.get(idx)
+    for view in task_views(source):
+        span = view.span
+        note = "" if view.outcome == "finished" else view.outcome
         if span is not None:
-            note = "" if span.status == "finished" else span.status
-            rows.append(_Row(first.time, 1 + idx, str(idx), first.tool, span.start, span.end,
+            rows.append(_Row(view.seen, 1 + view.task, str(view.task), view.tool, span.start, span.end,
                              _BAR[span.status], note))
         else:
-            kind = last_seen[idx].kind
-            note = kind if kind in ("skipped", "cancelled", "failed") else f"not started ({kind})"
-            rows.append(_Row(first.time, 1 + idx, str(idx), first.tool, None, None, " ", note))
+            rows.append(_Row(view.seen, 1 + view.task, str(view.task), view.tool, None, None, " ", note))
     return rows
 
 
@@ -173,41 +263,139 @@ def _bar(row: _Row, origin: float, span: float, width: int) -> str:
 
 
 # -- Chrome trace-event files ---------------------------------------------------------------------
+#
+# The JSON object form of the trace-event format, as chrome://tracing and https://ui.perfetto.dev read
+# it. Process 1 holds the model's lanes (one per phase kind), process 2 the tools' lanes: one per
+# worker (a second lane "<worker> #2" when calls overlap on one worker, as coroutines on one loop
+# thread do), and a lane "not run" for tasks that never started. Each span is a complete event
+# ("X"); a task that failed also gets an instant event ("i") where it ended; a task that never ran
+# gets an instant event on "not run", and, when it was skipped, a flow arrow ("s" -> "f") from the
+# task that made it skip.
+
+_MODEL_PID, _TOOLS_PID = 1, 2
+NOT_RUN = "not run"  # the lane of the tasks that never started
 
 
-def chrome_trace(source: Any, *, phases: Sequence[Phase] = ()) -> List[Dict[str, Any]]:
-    """Complete ("X") trace events, one per task span and one per phase, for chrome://tracing or
-    https://ui.perfetto.dev. ``ts``/``dur`` are microseconds from the earliest span or phase; ``tid``
-    numbers the workers in order of first use (0 is the phases' row); ``args`` keeps the task index,
-    tool, status and worker name."""
-    found = spans(source)
-    starts = [span.start for span in found] + [start for _, start, _ in phases]
-    if not starts:
-        return []
-    origin = min(starts)
-    tids: Dict[Optional[str], int] = {}
-    trace = [{"name": label, "cat": "llm", "ph": "X", "ts": _micro(start - origin),
-              "dur": _micro(end - start), "pid": 1, "tid": 0, "args": {}} for label, start, end in phases]
-    for span in sorted(found, key=lambda span: span.start):
-        tid = tids.setdefault(span.worker, len(tids) + 1)
-        trace.append({"name": f"{span.task}. {span.tool}", "cat": span.status, "ph": "X",
-                      "ts": _micro(span.start - origin), "dur": _micro(span.duration), "pid": 1,
-                      "tid": tid, "args": {"task": span.task, "tool": span.tool, "status": span.status,
-                                           "worker": span.worker}})
-    return trace
+def worker_lanes(views: Sequence[TaskView]) -> Dict[int, str]:
+    """The lane of every task that ran (task -> lane name), in order of first use: its worker's name,
+    or ``"<worker> #2"`` (and so on) for a call that overlapped another on the same worker, as
+    coroutines on one loop thread do. A span without a worker is on ``"unknown worker"``."""
+    busy_until: Dict[str, List[float]] = {}  # worker -> the end time of each of its lanes
+    found: Dict[int, str] = {}
+    for view in sorted((view for view in views if view.span is not None), key=lambda view: view.span.start):
+        span = view.span
+        worker = span.worker or "unknown worker"
+        ends = busy_until.setdefault(worker, [])
+        number = next((number for number, end in enumerate(ends) if end <= span.start), len(ends))
+        if number == len(ends):
+            ends.append(span.end)
+        else:
+            ends[number] = span.end
+        found[view.task] = worker if number == 0 else f"{worker} #{number + 1}"
+    return found
+
+
+class _Lanes:
+    """Thread ids for the trace: one per lane name, numbered in order of first use."""
+
+    def __init__(self) -> None:
+        self.ids: Dict[Tuple[int, str], int] = {}
+
+    def lane(self, pid: int, name: str) -> int:
+        return self.ids.setdefault((pid, name), len(self.ids) + 1)
+
+    def metadata(self) -> List[Dict[str, Any]]:
+        used = {pid for pid, _ in self.ids}
+        found: List[Dict[str, Any]] = [
+            {"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": name}}
+            for pid, name in ((_MODEL_PID, "model"), (_TOOLS_PID, "tools")) if pid in used]
+        for (pid, name), tid in self.ids.items():
+            found.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": name}})
+            found.append({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": tid,
+                          "args": {"sort_index": tid}})
+        return found
+
+
+def chrome_trace(source: Any, *, phases: Sequence[Phase] = ()) -> Dict[str, Any]:
+    """The trace as a JSON-ready dict ``{"traceEvents": [...], "displayTimeUnit": "ms", "otherData":
+    {...}}`` (see the comment above for the lanes). ``ts``/``dur`` are microseconds from the earliest
+    thing shown; a span's ``args`` carry the task index, tool, arguments (shortened), outcome, worker
+    and, for a failure, the error. ``otherData`` has the makespan and the serial sum in ms, and the
+    ``time.perf_counter()`` value that ``ts`` 0 stands for (``clock_origin_s``)."""
+    views = task_views(source)
+    times = [view.seen for view in views] + [start for _, start, _ in phases]
+    times += [view.span.start for view in views if view.span is not None]
+    origin = min(times, default=0.0)
+    lanes = _Lanes()
+    trace: List[Dict[str, Any]] = []
+    for label, start, end in phases:
+        lane = str(label).split(" ", 1)[0] or "model"
+        trace.append({"name": str(label), "cat": "model", "ph": "X", "ts": _micro(start - origin),
+                      "dur": _micro(end - start), "pid": _MODEL_PID, "tid": lanes.lane(_MODEL_PID, lane),
+                      "args": {}})
+    marks: Dict[int, Tuple[int, float]] = {}  # task -> (lane, ts) where a flow arrow may start
+    on_lane = worker_lanes(views)
+    for view in sorted((view for view in views if view.span is not None), key=lambda view: view.span.start):
+        trace += _span_events(view, lanes.lane(_TOOLS_PID, on_lane[view.task]), origin, marks)
+    for view in views:
+        if view.span is None:
+            trace += _not_run_events(view, lanes.lane(_TOOLS_PID, NOT_RUN), origin, marks)
+    return {"traceEvents": lanes.metadata() + trace, "displayTimeUnit": "ms",
+            "otherData": {"makespan_ms": round(makespan(source) * 1000, 3),
+                          "serial_ms": round(serial_time(source) * 1000, 3), "clock_origin_s": origin}}
+
+
+def _span_events(view: TaskView, tid: int, origin: float, marks: Dict[int, Tuple[int, float]]) -> List[dict]:
+    span = view.span
+    assert span is not None
+    args: Dict[str, Any] = {"task": view.task, "tool": view.tool, "arguments": view.arguments,
+                            "outcome": view.outcome, "worker": span.worker}
+    if view.error:
+        args["error"] = view.error
+    found = [{"name": f"{view.task}. {view.tool}", "cat": view.outcome, "ph": "X",
+              "ts": _micro(span.start - origin), "dur": _micro(span.duration), "pid": _TOOLS_PID,
+              "tid": tid, "args": args}]
+    # A flow starting here must lie inside the slice: half-way through it.
+    marks[view.task] = (tid, _micro((span.start + span.end) / 2 - origin))
+    if view.outcome not in ("finished", "running"):
+        found.append({"name": f"{view.task}. {view.tool} {view.outcome}", "cat": view.outcome, "ph": "i",
+                      "s": "t", "ts": _micro(span.end - origin), "pid": _TOOLS_PID, "tid": tid,
+                      "args": {"task": view.task, "error": view.error}})
+    return found
+
+
+def _not_run_events(view: TaskView, tid: int, origin: float,
+                    marks: Dict[int, Tuple[int, float]]) -> List[dict]:
+    at = _micro((view.settled if view.settled is not None else view.seen) - origin)
+    args: Dict[str, Any] = {"task": view.task, "tool": view.tool, "arguments": view.arguments,
+                            "outcome": view.outcome}
+    if view.cause is not None:
+        args["cause"] = view.cause
+    found = [{"name": f"{view.task}. {view.tool} {view.outcome}", "cat": view.outcome, "ph": "i", "s": "t",
+              "ts": at, "pid": _TOOLS_PID, "tid": tid, "args": args}]
+    source = marks.get(view.cause) if view.cause is not None else None
+    if source is not None:
+        flow = {"name": "skipped because of", "cat": "dependency", "id": view.task, "pid": _TOOLS_PID}
+        found.append(dict(flow, ph="s", ts=source[1], tid=source[0]))
+        found.append(dict(flow, ph="f", bp="e", ts=max(at, source[1]), tid=tid))
+    marks[view.task] = (tid, at)
+    return found
 
 
 def _micro(seconds: float) -> float:
     return round(seconds * 1_000_000, 1)
 
 
-def write_chrome_trace(source: Any, destination: Union[str, "os.PathLike[str]", IO[str]], *,
-                       phases: Sequence[Phase] = ()) -> None:
-    """Write ``chrome_trace(source)`` as a JSON array to a path or an open text file.
+def write_chrome_trace(source: Any, destination: Destination, *, phases: Sequence[Phase] = ()) -> None:
+    """Write ``chrome_trace(source)`` as JSON to a path or an open text file.
     Raises OSError when the file cannot be written."""
-    trace = chrome_trace(source, phases=phases)
+    _write_text(json.dumps(chrome_trace(source, phases=phases), indent=1), destination)
+
+
+def _write_text(text: str, destination: Destination) -> None:
+    """Write ``text`` to a path (UTF-8) or an open text file. Raises OSError."""
     if hasattr(destination, "write"):
-        json.dump(trace, destination, indent=1)  # type: ignore[arg-type]
+        destination.write(text)  # type: ignore[union-attr]
         return
     with open(destination, "w", encoding="utf-8") as file:  # type: ignore[arg-type]
-        json.dump(trace, file, indent=1)
+        file.write(text)

@@ -34,3 +34,30 @@ def fail(message: str) -> str:
 def square(x: int) -> int:
     """Square a number, in a worker process."""
     return x * x
+
+
+@tool
+def nap(seconds: float) -> float:
+    """Say so on stdout, then sleep: a call a test can interrupt once it has begun."""
+    print(f"nap started for {seconds} s", flush=True)
+    time.sleep(seconds)
+    return seconds
+
+
+class BadStr:
+    """A value whose str() and repr() both raise."""
+
+    def __str__(self) -> str:
+        raise KeyError("no text for you")
+
+    __repr__ = __str__
+
+
+@tool
+def awkward(kind: str) -> object:
+    """Return a value that is hard to print: "int" (5,000 digits), "text" (100 MB) or "bad" (str raises)."""
+    if kind == "int":
+        return 7 ** 6000
+    if kind == "text":
+        return "x" * 100_000_000
+    return BadStr()

@@ -59,3 +59,36 @@ def count(n):
 def fail_to_start(*initargs):
     """A worker initializer that kills the worker before it takes any task."""
     os._exit(1)
+
+
+async def async_double(x):
+    import asyncio
+
+    await asyncio.sleep(0)
+    return 2 * x
+
+
+def fail(message):
+    raise ValueError(message)
+
+
+class UnpicklableError(Exception):
+    """An exception carrying a lock: it cannot be pickled back to the parent."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+def raise_unpicklable(message):
+    raise UnpicklableError(message)
+
+
+def call_sys_exit(code):
+    import sys
+
+    sys.exit(code)
+
+
+def perf_counter_now():
+    return time.perf_counter()

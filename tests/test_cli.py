@@ -7,17 +7,22 @@ server-sent events. Every subprocess and server wait has a timeout.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import xml.etree.ElementTree as ElementTree
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from llmcompiler.cli import main
+from llmcompiler.examples import TIMES_VARIABLE, measured_calls
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS_DIR)
@@ -46,9 +51,9 @@ def one_error_line(err: str) -> str:
 
 
 def test_run_prints_observations_and_timeline(tmp_path, capsys):
-    trace_path = tmp_path / "trace.json"
+    trace_path, timeline_path = tmp_path / "trace.json", tmp_path / "timeline.svg"
     code = main(["run", write(tmp_path, GOOD_PLAN), "--tools", "cli_fixture_tools", "--max-workers", "4",
-                 "--trace", str(trace_path)])
+                 "--trace", str(trace_path), "--timeline", str(timeline_path)])
     out = capsys.readouterr().out
     assert code == 0
     assert "1. slow_echo('hello', 0.2) -> hello" in out
@@ -56,8 +61,23 @@ def test_run_prints_observations_and_timeline(tmp_path, capsys):
     assert "4. square(7) -> 49" in out
     assert "slow_echo" in out and "|" in out and "ms" in out  # the timeline
     assert "saved" in out  # the two 0.2 s calls ran at the same time
-    names = {item["name"] for item in json.loads(trace_path.read_text())}
+    written = json.loads(trace_path.read_text())
+    names = {item["name"] for item in written["traceEvents"] if item["ph"] == "X"}
     assert names == {"1. slow_echo", "2. slow_echo", "3. concat", "4. square"}
+    bars = [item for item in ElementTree.parse(timeline_path).iter("{http://www.w3.org/2000/svg}rect")
+            if (item.get("class") or "").startswith("bar ")]
+    assert sorted(item.get("data-task") for item in bars) == ["1", "2", "3", "4"]
+    assert f"Timeline file written to {timeline_path}" in out
+
+
+def test_run_timeline_by_worker(tmp_path, capsys):
+    timeline_path = tmp_path / "timeline.svg"
+    assert main(["run", write(tmp_path, GOOD_PLAN), "--tools", "cli_fixture_tools", "--timeline",
+                 str(timeline_path), "--timeline-rows", "worker"]) == 0
+    labels = [item.text for item in ElementTree.parse(timeline_path).iter("{http://www.w3.org/2000/svg}text")
+              if item.get("class") == "label"]
+    assert any(label.startswith("process-") for label in labels)  # square(7) ran in a worker process
+    assert not any(label[0].isdigit() for label in labels)  # no per-task rows ("1. slow_echo")
 
 
 def test_run_with_a_failing_task_exits_1(tmp_path, capsys):
@@ -116,9 +136,11 @@ def test_bad_arguments_exit_2(argv, capsys):
 
 @pytest.mark.parametrize("command, words", [
     ([], ["run", "ask", "demo"]),
-    (["run"], ["PLAN_FILE", "--tools", "--max-workers", "--lenient", "--trace"]),
-    (["ask"], ["QUESTION", "--base-url", "--model", "--api-key-env", "--max-replans"]),
-    (["demo"], ["--delay"]),
+    (["run"], ["PLAN_FILE", "--tools", "--max-workers", "--lenient", "--trace", "--timeline", "--quiet",
+               "--verbose", "--timeline-rows"]),
+    (["ask"], ["QUESTION", "--base-url", "--model", "--api-key-env", "--max-replans", "--joiner-model",
+               "--timeline", "--quiet", "--verbose"]),
+    (["demo"], ["--delay", "--trace", "--timeline", "--quiet", "--verbose"]),
 ])
 def test_help_on_every_command(command, words, capsys):
     assert main(command + ["--help"]) == 0
@@ -218,8 +240,8 @@ def test_ask_unreachable_server_exits_1(capsys):
 # -- python -m llmcompiler -----------------------------------------------------------------------------
 
 
-def run_module(*args, stdin=None, timeout=30):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TESTS_DIR]))
+def run_module(*args, stdin=None, timeout=30, extra_env=None):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TESTS_DIR]), **(extra_env or {}))
     return subprocess.run([sys.executable, "-m", "llmcompiler", *args], cwd=ROOT, env=env, input=stdin,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -237,8 +259,11 @@ def test_module_run_with_a_failing_plan_exits_1():
     assert "FAILED: ValueError: boom" in finished.stdout
 
 
-def test_module_demo_runs_offline_in_a_few_seconds():
-    finished = run_module("demo")
+def test_module_demo_runs_offline_and_its_figures_are_the_tools_own(tmp_path):
+    """The demo's "one by one" sum comes from real started/finished events: each tool's own measured
+    call lies inside its task's span, and the sum of the spans is what the demo prints."""
+    times, trace_path = tmp_path / "times.tsv", tmp_path / "trace.json"
+    finished = run_module("demo", "--trace", str(trace_path), extra_env={TIMES_VARIABLE: str(times)})
     assert finished.returncode == 0, finished.stderr
     out = finished.stdout
     assert "Plan 1 (streamed" in out and "Plan 2 (streamed" in out
@@ -246,3 +271,79 @@ def test_module_demo_runs_offline_in_a_few_seconds():
     assert "simulate_growth" in out and "~" in out  # the timeline, with the model's streaming
     assert "saved" in out
     assert finished.stderr == ""
+
+    written = json.loads(trace_path.read_text())
+    origin = written["otherData"]["clock_origin_s"]
+    spans = [(item["args"]["tool"], origin + item["ts"] / 1e6, origin + (item["ts"] + item["dur"]) / 1e6)
+             for item in written["traceEvents"] if item["ph"] == "X" and item["pid"] == 2]
+    calls = measured_calls(str(times))
+    assert sorted(call.tool for call in calls) == sorted(tool for tool, _, _ in spans)
+    assert len(calls) == 10  # 11 tasks, one skipped
+    assert _contained(calls, spans), (calls, spans)
+
+    printed = float(re.search(r"tool calls one by one \(sum of their durations\) +([0-9.]+) s", out).group(1))
+    span_sum = sum(end - start for _, start, end in spans)
+    measured = sum(call.end - call.start for call in calls)
+    assert printed == pytest.approx(span_sum, abs=0.006)  # printed with 2 decimals
+    assert measured <= span_sum + 1e-6  # each call is inside its span (checked above)
+    # The engine's own time per call (handing it over, stamping events) is small next to these
+    # 0.15-0.3 s calls; a span that also counted time queued behind other calls would not be.
+    assert span_sum - measured < 0.1 + 0.1 * measured, (span_sum, measured)
+
+
+def _contained(calls, spans) -> bool:
+    """Whether each measured call can be paired with a span of the same tool that contains it."""
+    for tool in {call.tool for call in calls}:
+        mine = [call for call in calls if call.tool == tool]
+        theirs = [(start, end) for name, start, end in spans if name == tool]
+        if not any(all(start <= call.start and call.end <= end for call, (start, end) in zip(mine, order))
+                   for order in itertools.permutations(theirs)):
+            return False
+    return True
+
+
+def test_ctrl_c_prints_what_was_observed_and_exits_130_at_once():
+    """SIGINT once the tool has begun: exit 130 without waiting for the tool's 30 s sleep."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TESTS_DIR]))
+    command = [sys.executable, "-m", "llmcompiler", "run", "-", "--tools", "cli_fixture_tools"]
+    child = subprocess.Popen(command,
+                             cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        child.stdin.write('1. nap(30)\n2. echo("quick")\n')
+        child.stdin.close()
+        assert child.stdout.readline().startswith("nap started"), child.stderr.read()
+        child.send_signal(signal.SIGINT)
+        code = child.wait(timeout=20)  # well before the tool's 30 s: the exit waits for no call
+        out, err = child.stdout.read(), child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+        for stream in (child.stdout, child.stderr):
+            stream.close()
+    assert code == 130, err
+    assert "1. nap(30) CANCELLED" in out and "2. echo('quick') -> quick" in out
+    assert err.strip().splitlines()[-1] == "llmcompiler: interrupted"
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_while_the_model_streams_exits_130():
+    """SIGINT in the demo while its planner streams (slowly), once its first task has started (a -vv
+    log line says so)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TESTS_DIR]))
+    child = subprocess.Popen([sys.executable, "-m", "llmcompiler", "demo", "--delay", "0.05", "-vv"],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in child.stderr:
+            if "task 1 (population) started" in line:
+                break
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=10)
+    assert child.returncode == 130, err
+    assert "llmcompiler: interrupted" in err.splitlines()
+    assert "Traceback" not in err and "Answer:" not in out

@@ -15,9 +15,10 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 if TESTS_DIR not in sys.path:  # the tools_fixture_* modules are imported by path
     sys.path.insert(0, TESTS_DIR)
 
-from llmcompiler import tools as tools_module  # noqa: E402
+from llmcompiler import loading  # noqa: E402
 from llmcompiler.errors import ToolCallError, ToolDefinitionError  # noqa: E402
 from llmcompiler.plan import Task  # noqa: E402
+from llmcompiler._tool_options import EXECUTOR_RULE  # noqa: E402
 from llmcompiler.tools import Tool, ToolRegistry, as_registry, load_path, tool  # noqa: E402
 
 import tools_fixture_mod  # noqa: E402
@@ -108,7 +109,7 @@ def test_single_exception_class_for_retry_on():
 
 
 @pytest.mark.parametrize("option, value, expected", [
-    ("executor", "fork", "executor must be 'thread' or 'process', got 'fork'"),
+    ("executor", "my pool", "executor must be " + EXECUTOR_RULE + ", got 'my pool'"),
     ("retries", -1, "retries must be an int >= 0, got -1"),
     ("retries", 1.5, "retries must be an int >= 0, got 1.5"),
     ("retries", True, "retries must be an int >= 0, got True"),
@@ -278,16 +279,17 @@ def test_as_registry_refuses_a_string():
 
 
 def test_path_tool_is_imported_lazily(monkeypatch):
-    monkeypatch.setattr(tools_module, "_loaded", {})
+    monkeypatch.setattr(loading, "_loaded", {})
     sys.modules.pop("tools_fixture_lazy", None)
     reg = ToolRegistry()
     lazy = reg.register("tools_fixture_lazy:lookup", executor="process")
     assert lazy.name == "lookup"
     assert lazy.path == "tools_fixture_lazy:lookup"
-    assert lazy.process_target() == "tools_fixture_lazy:lookup"
-    assert "tools_fixture_lazy" not in sys.modules  # registration, path and process_target import nothing
-    assert lazy("k") == "value of k"
+    assert repr(lazy) == "<Tool 'lookup' (process) tools_fixture_lazy:lookup>"
+    assert "tools_fixture_lazy" not in sys.modules  # registration, path and repr import nothing
+    assert lazy.process_target() == "tools_fixture_lazy:lookup"  # imports, to tell whether it is async
     assert "tools_fixture_lazy" in sys.modules
+    assert lazy("k") == "value of k"
     assert lazy.description == "Look a key up."
     assert lazy.func is sys.modules["tools_fixture_lazy"].lookup
 
@@ -337,7 +339,7 @@ def test_a_failed_import_is_a_tool_call_error_in_check():
 
 
 def test_concurrent_first_use_loads_one_callable(monkeypatch):
-    monkeypatch.setattr(tools_module, "_loaded", {})
+    monkeypatch.setattr(loading, "_loaded", {})
     path_tool = Tool("tools_fixture_mod:fetch")
     start = threading.Barrier(8)
     results = []
@@ -570,7 +572,8 @@ def test_schemas_follow_registration_order(registry):
     assert [schema["function"]["name"] for schema in registry.schemas()] == ["search", "math"]
     assert registry.schemas()[1]["function"]["parameters"] == {
         "type": "object",
-        "properties": {"problem": {"type": "string"}, "context": {"type": "array", "default": []}},
+        "properties": {"problem": {"type": "string"},
+                       "context": {"type": "array", "items": {}, "default": []}},  # items: issue 10
         "required": ["problem"],
         "additionalProperties": False,
     }

@@ -79,19 +79,107 @@ def test_timeline_with_phases_and_edge_cases():
         trace.timeline(EVENTS, width=3)
 
 
-def test_chrome_trace_events():
-    found = trace.chrome_trace(EVENTS, phases=[("planner 1", -0.5, 0.0)])
-    assert all({"name", "ph", "ts", "dur", "pid", "tid"} <= set(item) for item in found)
-    assert all(item["ph"] == "X" for item in found)
-    by_name = {item["name"]: item for item in found}
-    assert by_name["planner 1"]["ts"] == 0 and by_name["planner 1"]["dur"] == 500_000
-    assert by_name["planner 1"]["tid"] == 0
-    assert by_name["2. crunch"]["ts"] == 500_000 and by_name["2. crunch"]["dur"] == 1_000_000
-    assert by_name["1. search"]["tid"] == by_name["3. search"]["tid"] != by_name["2. crunch"]["tid"]
-    expected_args = {"task": 3, "tool": "search", "status": "failed", "worker": "thread-1"}
-    assert by_name["3. search"]["args"] == expected_args
-    assert "4. combine" not in by_name  # skipped: it never ran
-    assert trace.chrome_trace([]) == []
+def chrome_events(found, phase):
+    return [item for item in found["traceEvents"] if item["ph"] == phase]
+
+
+def test_chrome_trace_is_the_object_form_with_named_lanes():
+    found = trace.chrome_trace(EVENTS, phases=[("planner 1", -0.5, 0.0), ("joiner 1", 1.0, 1.25)])
+    assert set(found) == {"traceEvents", "displayTimeUnit", "otherData"}
+    assert found["displayTimeUnit"] == "ms"
+    assert json.loads(json.dumps(found)) == found  # plain JSON values only
+    for item in found["traceEvents"]:
+        assert {"name", "ph", "pid", "tid"} <= set(item), item
+        assert item["ph"] in ("M", "X", "i", "s", "f"), item
+        if item["ph"] != "M":
+            assert isinstance(item["ts"], float) and item["ts"] >= 0, item
+    lanes = {(item["pid"], item["tid"]): item["args"]["name"]
+             for item in chrome_events(found, "M") if item["name"] == "thread_name"}
+    processes = {item["pid"]: item["args"]["name"]
+                 for item in chrome_events(found, "M") if item["name"] == "process_name"}
+    assert processes == {1: "model", 2: "tools"}
+    assert sorted(lanes.values()) == ["joiner", "not run", "planner", "process-7", "thread-1"]
+    spans = {item["name"]: item for item in chrome_events(found, "X")}
+    assert set(spans) == {"planner 1", "joiner 1", "1. search", "2. crunch", "3. search"}
+    assert lanes[(1, spans["planner 1"]["tid"])] == "planner"
+    assert spans["planner 1"]["ts"] == 0 and spans["planner 1"]["dur"] == 500_000
+    assert spans["2. crunch"]["ts"] == 500_000 and spans["2. crunch"]["dur"] == 1_000_000
+    assert lanes[(2, spans["1. search"]["tid"])] == lanes[(2, spans["3. search"]["tid"])] == "thread-1"
+    assert lanes[(2, spans["2. crunch"]["tid"])] == "process-7"
+    assert spans["3. search"]["args"] == {"task": 3, "tool": "search", "arguments": "", "outcome": "failed",
+                                          "worker": "thread-1"}
+    assert found["otherData"] == {"makespan_ms": 1000.0, "serial_ms": 1750.0, "clock_origin_s": -0.5}
+    assert trace.chrome_trace([])["traceEvents"] == []
+
+
+class Failure:
+    """The fields of a TaskFailure the pictures read."""
+
+    def __init__(self, kind, cause=None, error_type="", message=""):
+        self.kind, self.cause, self.error_type, self.message = kind, cause, error_type, message
+
+
+class Source:
+    def __init__(self, events, failures=None, tasks=None):
+        self.events, self.failures, self.tasks = events, failures or {}, tasks or {}
+
+
+def test_chrome_trace_marks_failures_and_draws_skips_from_their_cause():
+    from llmcompiler import Task
+    source = Source(EVENTS, {3: Failure("timeout", error_type="TaskTimeoutError", message="past 0.1 s"),
+                             4: Failure("skipped", cause=3)},
+                    {3: Task(3, "search", ("x" * 5000,)), 4: Task(4, "combine", ("$3", "$1"))})
+    found = trace.chrome_trace(source)
+    lanes = {item["tid"]: item["args"]["name"] for item in chrome_events(found, "M")
+             if item["name"] == "thread_name"}
+    span = next(item for item in chrome_events(found, "X") if item["name"] == "3. search")
+    assert span["cat"] == "timeout" and span["args"]["outcome"] == "timeout"
+    assert span["args"]["error"] == "TaskTimeoutError: past 0.1 s"
+    assert len(span["args"]["arguments"]) <= 200 and span["args"]["arguments"].startswith("'xxx")
+    instants = {item["name"]: item for item in chrome_events(found, "i")}
+    assert set(instants) == {"3. search timeout", "4. combine skipped"}
+    assert instants["3. search timeout"]["ts"] == span["ts"] + span["dur"]
+    skipped = instants["4. combine skipped"]
+    assert lanes[skipped["tid"]] == "not run"
+    assert skipped["args"] == {"task": 4, "tool": "combine", "arguments": "$3, $1", "outcome": "skipped",
+                               "cause": 3}
+    (start,), (finish,) = chrome_events(found, "s"), chrome_events(found, "f")
+    assert start["id"] == finish["id"]
+    assert start["tid"] == span["tid"] and span["ts"] <= start["ts"] <= span["ts"] + span["dur"]
+    assert finish["tid"] == skipped["tid"] and finish["ts"] == skipped["ts"]
+
+
+def test_overlapping_calls_on_one_worker_get_lanes_of_their_own():
+    events = [Event("started", 1, "aio", 0.0, "loop"), Event("started", 2, "aio", 0.25, "loop"),
+              Event("finished", 1, "aio", 0.5, "loop"), Event("finished", 2, "aio", 0.75, "loop"),
+              Event("started", 3, "aio", 0.5, "loop"), Event("finished", 3, "aio", 1.0, "loop")]
+    found = trace.chrome_trace(events)
+    lanes = {item["tid"]: item["args"]["name"] for item in chrome_events(found, "M")
+             if item["name"] == "thread_name"}
+    where = {item["args"]["task"]: lanes[item["tid"]] for item in chrome_events(found, "X")}
+    assert where == {1: "loop", 2: "loop #2", 3: "loop"}
+
+
+def test_submitted_and_queued_events_do_not_open_a_span():
+    worker = "process-1"
+    events = [Event("submitted", 1, "crunch", 0.0), Event("submitted", 2, "crunch", 0.0),
+              Event("started", 1, "crunch", 0.0, worker), Event("finished", 1, "crunch", 0.25, worker),
+              Event("started", 2, "crunch", 0.25, worker), Event("finished", 2, "crunch", 0.5, worker)]
+    assert [(span.start, span.end) for span in trace.spans(events)] == [(0.0, 0.25), (0.25, 0.5)]
+    assert trace.serial_time(events) == 0.5 and trace.makespan(events) == 0.5
+    waiting = [Event("submitted", 3, "crunch", 0.0)]
+    assert [view.outcome for view in trace.task_views(waiting)] == ["waiting"]
+
+
+def test_answers_from_the_cache_count_no_time():
+    cached = Event("finished", 2, "search", 0.5)._replace(worker=None)
+    if "cached" in Event._fields:
+        cached = cached._replace(cached=True)
+    events = [Event("started", 1, "search", 0.0, "t"), Event("finished", 1, "search", 0.5, "t"), cached]
+    views = trace.task_views(events)
+    assert [(view.task, view.outcome, view.span is None) for view in views] == [
+        (1, "finished", False), (2, "cached", True)]
+    assert trace.serial_time(events) == 0.5
 
 
 def test_write_chrome_trace_to_a_path_and_a_file(tmp_path):
@@ -100,7 +188,7 @@ def test_write_chrome_trace_to_a_path_and_a_file(tmp_path):
     assert json.loads(path.read_text()) == json.loads(json.dumps(trace.chrome_trace(EVENTS)))
     buffer = io.StringIO()
     trace.write_chrome_trace(EVENTS, buffer)
-    assert len(json.loads(buffer.getvalue())) == 3
+    assert len(chrome_events(json.loads(buffer.getvalue()), "X")) == 3
 
 
 def nap(seconds: float) -> float:
@@ -115,7 +203,14 @@ def test_a_real_run_shows_parallel_spans():
     assert [span.task for span in found] == [1, 2, 3]
     assert all(span.status == "finished" and span.worker for span in found)
     assert max(span.start for span in found) < min(span.end for span in found)  # all overlapped
-    assert trace.serial_time(result) >= 0.6
-    assert trace.makespan(result) < 0.5
+    assert trace.serial_time(result) >= 0.6  # each call slept 0.2 s
+    assert trace.makespan(result) < trace.serial_time(result)  # follows from the overlap above
     rows = trace.timeline(result).splitlines()[1:]
     assert len(rows) == 3 and all(row.count("#") >= 30 for row in rows)
+
+
+def test_a_failed_engine_step_is_named_in_the_error():
+    failure = Failure("failed", error_type="RenderError", message="str() raised\nKeyError")
+    failure.step = "resolving arguments"
+    (view,) = [view for view in trace.task_views(Source(EVENTS, {3: failure})) if view.task == 3]
+    assert view.error == "while resolving arguments: RenderError: str() raised KeyError"

@@ -1,0 +1,156 @@
+"""Which ready task goes next: a run's ready queue, the engine's concurrency limits, tool estimates.
+
+* ``ReadyQueue`` (one per run, guarded by the run's lock): a heap per executor kind, ordered by the
+  estimated time left on each task's longest chain (``TaskGraph.priority``), ties to the lower index.
+* ``Limits`` (one per engine, its own lock, a leaf: nothing is called while it is held): per-tool
+  ``max_concurrency`` across every run of the engine, since a rate-limited API does not care which
+  question called it. A task over its tool's limit is *held* here in arrival order; when a call of that
+  tool ends, its slot passes straight to the oldest held task (of whichever run), so a limit is never
+  exceeded and held tasks are served first come, first served.
+* ``ToolStats`` (one per engine, its own lock, a leaf): each tool's moving-average call duration, to
+  spot calls shorter than waking a thread and to estimate the time left on a chain.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections import deque
+from typing import Any, Deque, Dict, List, NamedTuple, Optional, Tuple
+
+__all__ = ["ReadyQueue", "Limits", "HeldTask", "ToolStats"]
+
+
+class ReadyQueue:
+    """Ready tasks of one run, a heap per executor kind. Not thread-safe: the run's lock guards it."""
+
+    __slots__ = ("_heaps", "count")
+
+    def __init__(self) -> None:
+        self._heaps: Dict[str, List[Tuple[float, int]]] = {}
+        self.count = 0  # ready tasks of every kind
+
+    def push(self, kind: str, priority: float, idx: int) -> None:
+        heap = self._heaps.get(kind)
+        if heap is None:
+            heap = self._heaps[kind] = []
+        heapq.heappush(heap, (-priority, idx))
+        self.count += 1
+
+    def pop(self, kind: str) -> Optional[int]:
+        """The ready task of ``kind`` with the most time left on its chain, or None."""
+        heap = self._heaps.get(kind)
+        if not heap:
+            return None
+        self.count -= 1
+        return heapq.heappop(heap)[1]
+
+    def peek(self, kind: str) -> Optional[int]:
+        """The task ``pop(kind)`` would return, left in place."""
+        heap = self._heaps.get(kind)
+        return heap[0][1] if heap else None
+
+    def has(self, kind: str) -> bool:
+        return bool(self._heaps.get(kind))
+
+    def size(self, kind: str) -> int:
+        return len(self._heaps.get(kind, ()))
+
+    def kinds(self) -> List[str]:
+        """The kinds that have ready tasks."""
+        return [kind for kind, heap in self._heaps.items() if heap]
+
+    def reprioritise(self, priority: Any) -> None:
+        """Re-key every heap with ``priority(idx)`` (after a batch raised heights)."""
+        for heap in self._heaps.values():
+            heap[:] = [(-priority(idx), idx) for _, idx in heap]
+            heapq.heapify(heap)
+
+    def clear(self) -> List[int]:
+        """Empty the queue; return what was in it."""
+        left = [idx for heap in self._heaps.values() for _, idx in heap]
+        self._heaps.clear()
+        self.count = 0
+        return left
+
+
+class HeldTask(NamedTuple):
+    """A ready task waiting for a slot of its tool's ``max_concurrency``."""
+
+    run: Any  # the scheduler's Run (typed loosely: this module sits below the scheduler)
+    idx: int
+
+
+class Limits:
+    """Per-tool concurrency limits shared by every run of an engine. Thread-safe (a leaf lock)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: Dict[str, int] = {}
+        self._held: Dict[str, Deque[HeldTask]] = {}
+
+    def acquire(self, tool: str, limit: int) -> bool:
+        """Take a slot of ``tool`` if fewer than ``limit`` of its calls run; True when taken."""
+        with self._lock:
+            running = self._running.get(tool, 0)
+            if running >= limit:
+                return False
+            self._running[tool] = running + 1
+            return True
+
+    def acquire_or_hold(self, tool: str, limit: int, run: Any, idx: int) -> bool:
+        """Take a slot, or hold ``idx`` of ``run`` until one is handed to it; True when taken."""
+        with self._lock:
+            running = self._running.get(tool, 0)
+            if running < limit:
+                self._running[tool] = running + 1
+                return True
+            self._held.setdefault(tool, deque()).append(HeldTask(run, idx))
+            return False
+
+    def release(self, tool: str) -> Optional[HeldTask]:
+        """A call of ``tool`` ended. Returns the held task its slot now belongs to, if any (the slot
+        stays taken for it); otherwise frees the slot."""
+        with self._lock:
+            held = self._held.get(tool)
+            if held:
+                return held.popleft()
+            self._running[tool] -= 1
+            return None
+
+    def running(self, tool: str) -> int:
+        with self._lock:
+            return self._running.get(tool, 0)
+
+    def held(self, tool: str) -> int:
+        with self._lock:
+            return len(self._held.get(tool, ()))
+
+
+class ToolStats:
+    """Moving averages of tool call durations, per tool name. Thread-safe (a leaf lock)."""
+
+    __slots__ = ("_lock", "_mean")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._mean: Dict[str, float] = {}
+
+    def record(self, tool: str, seconds: float) -> None:
+        # No lock: two calls recording at once may lose one sample of an average, never corrupt it
+        # (a dict read and a dict write are each atomic); this runs once per call, on the hot path.
+        previous = self._mean.get(tool)
+        self._mean[tool] = seconds if previous is None else 0.75 * previous + 0.25 * seconds
+
+    def mean(self, tool: str) -> Optional[float]:
+        """The tool's moving-average duration in seconds, or None before its first call."""
+        return self._mean.get(tool)  # a dict read: atomic, no lock needed
+
+    def estimate(self, tool: str) -> float:
+        """The tool's estimated duration for ordering: its mean, else the mean of the tools known
+        (so an unknown tool is taken as typical), else 1.0 (every tool alike: order by count)."""
+        found = self._mean.get(tool)
+        if found is not None:
+            return found
+        known = list(self._mean.values())
+        return sum(known) / len(known) if known else 1.0
