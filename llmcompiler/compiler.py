@@ -218,8 +218,10 @@ class LLMCompiler:
         except LLMCompilerError as error:
             error.result = self._result(state, None, partial=True)  # type: ignore[attr-defined]
             raise
-        except asyncio.TimeoutError:  # wait_for cancelled the question: it is over
-            expired = state.deadline.expired()  # type: ignore[union-attr]
+        except asyncio.TimeoutError:
+            if state.deadline is None or state.deadline.left() > 0:
+                raise  # a model's own TimeoutError, not the question's deadline
+            expired = state.deadline.expired()  # wait_for cancelled the question: it is over
             expired.result = self._result(state, None, partial=True)  # type: ignore[attr-defined]
             raise expired from None
 

@@ -386,3 +386,18 @@ def test_a_question_within_its_timeout_answers():
         assert asyncio.run(compiler.arun("q?", timeout=WAIT)).answer == "the answer"
         with pytest.raises(ValueError, match="timeout"):
             compiler.run("q?", timeout=0)
+
+
+def test_a_models_own_timeout_error_is_not_taken_for_the_questions():
+    class Impatient:
+        async def astream(self, messages):
+            yield '1. search("a")\n'
+            raise TimeoutError("the model's own")
+
+        def stream(self, messages):  # pragma: no cover - arun uses astream
+            raise AssertionError("stream() must not be used by arun")
+
+    for timeout in (None, WAIT):
+        with LLMCompiler(Impatient(), [search]) as compiler:
+            with pytest.raises(TimeoutError, match="the model's own"):
+                asyncio.run(compiler.arun("q?", timeout=timeout))
