@@ -22,10 +22,14 @@ so ``import llmcompiler`` starts no thread or process and takes about a millisec
 
 from __future__ import annotations
 
+import logging as _logging
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, List
 
 __version__ = "0.1.0"
+
+# The package logs to "llmcompiler" and its children; silent unless the application configures logging.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 # Public name -> the module (relative to this package) that defines it.
 _EXPORTS = {
@@ -41,6 +45,7 @@ _EXPORTS = {
     # the compiler loop and language models
     "LLMCompiler": "compiler", "CompilerResult": "compiler",
     "LLM": "llm", "OpenAIChat": "llm", "ScriptedLLM": "llm", "Usage": "llm",
+    "AsyncLLM": "llm", "astream_of": "llm",
     # errors
     "LLMCompilerError": "errors", "PlanError": "errors", "PlanSyntaxError": "errors",
     "DuplicateTaskError": "errors", "UnknownReferenceError": "errors", "CycleError": "errors",
@@ -88,3 +93,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .config import load_config
     from .context import RunContext
     from .errors import ToolConfigError
+    from .llm import AsyncLLM, astream_of

@@ -1,8 +1,8 @@
 """The LLMCompiler loop: planner -> scheduler -> joiner -> replan.
 
-This module owns the loop (``LLMCompiler``), what it returns (``CompilerResult``, ``Timings``) and
-the token-usage meter. What the models are told and how the joiner's answer is read are in
-``prompts``; the record kept per round (``Round``, ``JoinerDecision``) is in ``rounds``.
+This module owns the loop (``LLMCompiler``) and the token-usage meter. What the models are told and
+how the joiner's answer is read are in ``prompts``; the records (``Round``, ``JoinerDecision``,
+``CompilerResult``, ``Timings``) are in ``rounds``.
 
 Design
 ------
@@ -13,12 +13,21 @@ Design
    ``PlanParser`` straight into a streaming ``Run``: each task is added the moment its line is
    complete, so it starts while the planner is still writing the lines after it.
 2. **Execute.** When the plan ends the run is closed and waited for (tasks may still be running).
-3. **Join.** The joiner LLM reads the question, the plans and every observation and answers
-   ``Thought: ...`` then ``Action: Finish(<answer>)`` (the loop ends) or ``Action: Replan(<reason>)``.
+3. **Join.** The joiner LLM (``joiner_llm``, by default the planner's) reads the question, the plans
+   and every observation and answers ``Thought: ...`` then ``Action: Finish(<answer>)`` (the loop
+   ends) or ``Action: Replan(<reason>)``.
+
+One loop, two drivers. The loop (``_answer``) is a generator that yields the steps needing a wait:
+"stream this model's answer into this reader" (``_Stream``) and "wait for this run" (``_Wait``).
+``run`` performs them by blocking (``stream``, ``Run.wait``); ``arun`` performs them on the caller's
+event loop (``llm.astream_of``, and ``Run.wait`` on an executor thread), so an asyncio program is never
+blocked, and cancelling the awaiting task cancels the run: the exception is thrown into the loop at
+the step it was waiting on, and the round's run is cancelled there, as for any error.
 
 Task indices continue across rounds: a new plan starts at one past the highest index so far, and may
 refer with ``$N`` to any earlier task that finished (its observation is passed to the run as
-``known``). Referring to an earlier task that failed is a plan error.
+``known``). Referring to an earlier task that failed is a plan error. Every run of one question shares
+one ``CallCache``, so a cacheable tool called again with the same arguments answers from it.
 
 A broken plan (``PlanError`` from the parser, ``ToolCallError`` when a task does not fit its tool)
 stops reading the planner's stream. The tasks already added keep running and are kept; the error is
@@ -27,8 +36,12 @@ is not asked). In the last round the joiner is asked anyway, to answer from what
 
 Replanning is bounded by ``max_replans`` (default 2, so at most 3 plans). In the last round the joiner
 is told it cannot replan; if it still answers ``Replan``, the loop stops with
-``result.replans_exhausted = True`` and ``result.answer = None`` (a ``Finish`` always ends the loop,
-so there is never an earlier answer to fall back on).
+``result.replans_exhausted = True`` and ``result.answer = None``.
+
+Nothing computed is lost: an ``LLMCompilerError`` raised once the question has started (a model call
+failing in the planner, the joiner or a replan; ``JoinerOutputError``; a run timeout) carries the
+partial ``CompilerResult`` as its ``result`` attribute (``complete`` False), and ``KeyboardInterrupt``
+becomes ``RunInterrupted`` carrying it.
 
 Timings (seconds, summed over rounds; ``CompilerResult.timings``)
 -----------------------------------------------------------------
@@ -41,148 +54,44 @@ Timings (seconds, summed over rounds; ``CompilerResult.timings``)
 * ``total``: the wall-clock time of ``run()``; less than the sum of the phases by about ``overlap``.
 
 Usage: after each LLM call the model's ``last_usage`` (as ``OpenAIChat`` keeps it) is added up; a model
-with only a cumulative ``usage`` is measured by difference. ``None`` when the model reports neither.
+with only a cumulative ``usage`` is measured by difference. ``None`` when no model reports either.
 Share one model between concurrent ``run()`` calls only if you do not need exact usage.
+
+Logging (``llmcompiler.compiler``): each question and its answer at INFO, each plan's outcome and each
+replan at INFO, the plan and joiner texts at DEBUG.
 """
 
 from __future__ import annotations
 
-import re
+import inspect
+import logging
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Generator, List, Optional
 
-from .errors import (LLMCompilerError, PlanError, RunClosedError, RunTimeoutError, ToolCallError,
-                     UnknownReferenceError)
-from .llm import LLM, Usage
-from .plan import PlanParser, Task
+from ._steps import (Deadline, PlanReader, Question, Step, Stream, TextReader, Wait, adrive, astream_into, drive,
+                     stream_into)
+from .cache import CallCache
 from .engine import Engine
+from .errors import LLMCompilerError, RunClosedError, RunTimeoutError
+from .llm import LLM, Usage
+from .plan import Task
 from .prompts import joiner_messages, parse_joiner_output, planner_messages
-from .results import Event, RunResult, TaskFailure
-from .rounds import JoinerDecision, Round
+from .results import Event, RunInterrupted, RunResult, TaskFailure
+from .rounds import CompilerResult, JoinerDecision, Round, Timings
 from .scheduler import Run
+from .text import short_text
 from .tools import ToolRegistry, as_registry
 
 __all__ = ["LLMCompiler", "CompilerResult", "Timings"]
 
-# After the plan ended, at most this many more chunks are read (for the usage report a server sends
-# last); a model that rambles on past <END_OF_PLAN> is cut off there.
-_DRAIN_CHUNKS = 64
+_log = logging.getLogger("llmcompiler.compiler")
 
+_LOGGED_TEXT = 2000  # characters of a question, plan or answer in a log record
 
-# -- results -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Timings:
-    """Seconds spent per phase, summed over rounds (see the module docstring for the definitions)."""
-
-    planning: float = 0.0
-    execution: float = 0.0
-    joining: float = 0.0
-    overlap: float = 0.0
-    total: float = 0.0
-
-
-@dataclass
-class CompilerResult:
-    """What ``LLMCompiler.run`` produced.
-
-    ``answer`` is the joiner's final answer (the text inside ``Finish(...)``), None when the loop ended
-    without one (``replans_exhausted``). ``observations``, ``failures`` and ``tasks`` are keyed by task
-    index across all plans; ``events`` are every scheduler event, in order; ``rounds`` the per-plan
-    details. ``usage`` is None when the model reports no token usage.
-    """
-
-    question: str
-    answer: Optional[str]
-    thought: Optional[str]
-    rounds: List[Round]
-    observations: Dict[int, Any]
-    failures: Dict[int, TaskFailure]
-    tasks: Dict[int, Task]
-    events: List[Event]
-    replans_exhausted: bool
-    timings: Timings
-    usage: Optional[Usage]
-
-    @property
-    def plans(self) -> List[str]:
-        """The text of every plan, in order."""
-        return [round_.plan for round_ in self.rounds]
-
-    @property
-    def replans(self) -> int:
-        """How many times a new plan was made (plans - 1)."""
-        return len(self.rounds) - 1
-
-    @property
-    def plan_errors(self) -> List[LLMCompilerError]:
-        """The errors that cut plans short, in order."""
-        return [round_.plan_error for round_ in self.rounds if round_.plan_error is not None]
-
-    @property
-    def finished(self) -> bool:
-        """True when the joiner gave a final answer."""
-        return self.answer is not None
-
-    def phases(self) -> List[tuple]:
-        """``(label, start, end)`` of every planner and joiner call, for ``trace.timeline``."""
-        found = []
-        for round_ in self.rounds:
-            found.append((f"planner {round_.number}", round_.planning_started, round_.planning_finished))
-            if round_.joining_started is not None and round_.joining_finished is not None:
-                found.append((f"joiner {round_.number}", round_.joining_started, round_.joining_finished))
-        return found
-
-
-# -- token usage -------------------------------------------------------------------------------------
-
-
-class _UsageMeter:
-    """Adds up the model's usage report after each call (see the module docstring)."""
-
-    def __init__(self, llm: LLM):
-        self._llm = llm
-        self.total: Optional[Usage] = None
-        self._last: Any = None
-        self._cumulative: Optional[tuple] = None
-
-    def before_call(self) -> None:
-        self._last = getattr(self._llm, "last_usage", None)
-        self._cumulative = _counts(getattr(self._llm, "usage", None))
-
-    def after_call(self) -> None:
-        if hasattr(self._llm, "last_usage"):
-            last = getattr(self._llm, "last_usage", None)
-            # A new report is a new object; the same one means this call reported nothing.
-            if isinstance(last, Usage) and last is not self._last:
-                self._add(last)
-            return
-        now, before = _counts(getattr(self._llm, "usage", None)), self._cumulative
-        if now is not None and before is not None and now != before:
-            self._add(Usage(*(after - earlier for after, earlier in zip(now, before))))
-
-    def _add(self, usage: Usage) -> None:
-        if self.total is None:
-            self.total = Usage()
-        self.total.add(usage)
-
-
-def _counts(usage: Any) -> Optional[tuple]:
-    if not isinstance(usage, Usage):
-        return None
-    return usage.prompt_tokens, usage.completion_tokens, usage.total_tokens
-
-
-def _close(stream: Iterator[str]) -> None:
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()
-
-
-_LINE_PIECES = re.compile(r"[^\n]*\n|[^\n]+")
+EventCallback = Optional[Callable[[Event], None]]
+TaskCallback = Optional[Callable[[Task], None]]
+RoundCallback = Optional[Callable[[Round], None]]
 
 
 # -- the loop ----------------------------------------------------------------------------------------
@@ -191,26 +100,28 @@ _LINE_PIECES = re.compile(r"[^\n]*\n|[^\n]+")
 class LLMCompiler:
     """Answers questions with an LLM planner, parallel tool calls and an LLM joiner.
 
-    ``llm`` is anything with ``stream(messages)`` (``OpenAIChat``, ``ScriptedLLM``). ``tools`` is a
-    ``ToolRegistry`` or what ``as_registry`` takes; it may be None when ``engine`` is given (the
-    engine's tools are used; ``tools``, if given, must be that same registry). Without ``engine`` the
-    compiler owns a new ``Engine(tools, max_workers=..., process_workers=...)`` and closes it in
-    ``close()``. ``lenient`` reads sloppy model output: plan lines that are not tasks become thoughts,
-    non-literal arguments become one string, and a joiner answer without an action is the answer.
-    ``execution_timeout`` bounds the wait for a plan's tasks once the plan is complete (tasks still
-    running are cancelled and reported as such). ``observation_limit`` cuts each observation shown to
-    the models to that many characters.
+    ``llm`` is anything with ``stream(messages)`` (``OpenAIChat``, ``ScriptedLLM``); it plans, and also
+    joins unless ``joiner_llm`` is given (e.g. a cheaper model). ``tools`` is a ``ToolRegistry`` or
+    what ``as_registry`` takes; it may be None when ``engine`` is given (the engine's tools are used;
+    ``tools``, if given, must be that same registry). Without ``engine`` the compiler owns a new
+    ``Engine(tools, max_workers=..., process_workers=...)`` and closes it in ``close()``. ``lenient``
+    reads sloppy model output: plan lines that are not tasks become thoughts, non-literal arguments
+    become one string, and a joiner answer without an action is the answer. ``execution_timeout``
+    bounds the wait for a plan's tasks once the plan is complete (tasks still running are cancelled
+    and reported as such). ``observation_limit`` cuts each observation shown to the models to that
+    many characters (the observation itself is kept whole).
 
-    A context manager; ``close()`` is idempotent. ``run`` may be called from several threads at once.
-    Raises TypeError or ValueError for bad arguments.
+    A context manager; ``close()`` is idempotent. ``run`` may be called from several threads at once,
+    and ``arun`` from several tasks. Raises TypeError or ValueError for bad arguments.
     """
 
-    def __init__(self, llm: LLM, tools: Any = None, *, max_replans: int = 2, engine: Optional[Engine] = None,
-                 max_workers: Optional[int] = None, process_workers: Optional[int] = None,
-                 lenient: bool = False, execution_timeout: Optional[float] = None,
-                 observation_limit: int = 2000):
-        if not callable(getattr(llm, "stream", None)):
-            raise TypeError(f"llm must have a stream(messages) method, got {type(llm).__name__}")
+    def __init__(self, llm: LLM, tools: Any = None, *, joiner_llm: Optional[LLM] = None, max_replans: int = 2,
+                 engine: Optional[Engine] = None, max_workers: Optional[int] = None,
+                 process_workers: Optional[int] = None, lenient: bool = False,
+                 execution_timeout: Optional[float] = None, observation_limit: int = 2000):
+        for role, model in (("llm", llm), ("joiner_llm", joiner_llm if joiner_llm is not None else llm)):
+            if not callable(getattr(model, "stream", None)):
+                raise TypeError(f"{role} must have a stream(messages) method, got {type(model).__name__}")
         if isinstance(max_replans, bool) or not isinstance(max_replans, int) or max_replans < 0:
             raise ValueError(f"max_replans must be an int >= 0, got {max_replans!r}")
         if execution_timeout is not None and not execution_timeout > 0:
@@ -230,12 +141,15 @@ class LLMCompiler:
                 raise ValueError("tools differ from the engine's tools; pass one or the other")
             self._owns_engine = False
         self.llm = llm
+        self.joiner_llm: LLM = joiner_llm if joiner_llm is not None else llm
         self.engine = engine
         self.tools: ToolRegistry = engine.tools
         self.max_replans = max_replans
         self.lenient = lenient
         self.execution_timeout = execution_timeout
         self.observation_limit = observation_limit
+        # An engine that takes a CallCache shares one across a question's runs.
+        self._engine_takes_cache = "cache" in inspect.signature(engine.start).parameters
         self._lock = threading.Lock()  # guards _closed
         self._closed = False
 
@@ -254,9 +168,8 @@ class LLMCompiler:
         if self._owns_engine:
             self.engine.close()
 
-    def run(self, question: str, *, on_event: Optional[Callable[[Event], None]] = None,
-            on_task: Optional[Callable[[Task], None]] = None,
-            on_round: Optional[Callable[[Round], None]] = None) -> CompilerResult:
+    def run(self, question: str, *, on_event: EventCallback = None, on_task: TaskCallback = None,
+            on_round: RoundCallback = None, timeout: Optional[float] = None) -> CompilerResult:
         """Answer ``question``; returns a ``CompilerResult``.
 
         Callbacks, for showing progress: ``on_event`` gets every scheduler ``Event`` (from worker
@@ -264,151 +177,212 @@ class LLMCompiler:
         each round once decided. An exception from a callback ends ``run`` with that exception (one
         from ``on_event`` once the plan's run is over).
 
-        Raises ``RunClosedError`` after ``close()``, ValueError for an empty question, ``LLMError``
-        when a model call fails (``JoinerOutputError`` when the joiner's answer cannot be read and
-        ``lenient`` is off); running tasks are cancelled first.
+        ``timeout`` (seconds) bounds the whole question: past it, the current run is cancelled and
+        ``RunTimeoutError`` raised. It is checked between the model's chunks and while tasks run, so a
+        model that stalls mid-answer is bounded by its own timeout (``arun`` has no such limit).
+
+        Raises ``RunClosedError`` after ``close()``, ValueError for an empty question or a bad
+        timeout, ``LLMError`` when a model call fails (``JoinerOutputError`` when the joiner's answer
+        cannot be read and ``lenient`` is off), ``RunTimeoutError`` past ``timeout``,
+        ``RunInterrupted`` on ``KeyboardInterrupt``; running tasks are cancelled first, and the
+        error's ``result`` is the partial ``CompilerResult``.
         """
+        state = self._begin(question, timeout)
+        try:
+            return drive(self._answer(state, on_event, on_task, on_round), self._perform)
+        except KeyboardInterrupt:
+            raise RunInterrupted(self._result(state, None, partial=True)) from None  # type: ignore[arg-type]
+        except LLMCompilerError as error:
+            error.result = self._result(state, None, partial=True)  # type: ignore[attr-defined]
+            raise
+
+    async def arun(self, question: str, *, on_event: EventCallback = None, on_task: TaskCallback = None,
+                   on_round: RoundCallback = None, timeout: Optional[float] = None) -> CompilerResult:
+        """``run`` for asyncio: answers ``question`` without blocking the caller's event loop.
+
+        The models are read with ``astream`` (``llm.astream_of``: a thread for a model with only
+        ``stream``) and runs are waited for on an executor thread. ``on_task`` and ``on_round`` are
+        called on the event loop, ``on_event`` on worker threads. Cancelling the awaiting task cancels
+        the question: the model's stream is closed, the current run cancelled (nothing new starts,
+        process tools are terminated, thread tools abandoned), and ``CancelledError`` is raised once
+        that is done. ``timeout`` bounds the whole question, a stalled model too: past it, the
+        question is cancelled the same way and ``RunTimeoutError`` raised. Raises what ``run`` raises,
+        with ``result`` attached the same way.
+        """
+        import asyncio
+
+        state = self._begin(question, timeout)
+        answering = adrive(self._answer(state, on_event, on_task, on_round), self._aperform)
+        try:
+            return await (answering if timeout is None else asyncio.wait_for(answering, timeout))
+        except LLMCompilerError as error:
+            error.result = self._result(state, None, partial=True)  # type: ignore[attr-defined]
+            raise
+        except asyncio.TimeoutError:
+            if state.deadline is None or state.deadline.left() > 0:
+                raise  # a model's own TimeoutError, not the question's deadline
+            expired = state.deadline.expired()  # wait_for cancelled the question: it is over
+            expired.result = self._result(state, None, partial=True)  # type: ignore[attr-defined]
+            raise expired from None
+
+    def _begin(self, question: str, timeout: Optional[float]) -> Question:
         if self._closed:
             raise RunClosedError("this LLMCompiler is closed")
         if not isinstance(question, str) or not question.strip():
             raise ValueError(f"question must be a non-empty string, got {question!r}")
+        if timeout is not None and not (isinstance(timeout, (int, float)) and 0 < timeout < float("inf")):
+            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+        _log.info("question: %s", short_text(question, _LOGGED_TEXT))
         started = time.perf_counter()
-        meter = _UsageMeter(self.llm)
-        rounds: List[Round] = []
+        return Question(question, started, None if timeout is None else Deadline(started + timeout, timeout))
+
+    # -- the loop, as steps ---------------------------------------------------------------------
+
+    def _answer(self, state: Question, on_event: EventCallback, on_task: TaskCallback,
+                on_round: RoundCallback) -> Generator[Step, Any, CompilerResult]:
         decision: Optional[JoinerDecision] = None
         for number in range(1, self.max_replans + 2):
             last = number == self.max_replans + 1
             decision = None
-            round_ = self._plan_and_execute(question, rounds, number, meter, on_event, on_task)
-            rounds.append(round_)
+            round_ = yield from self._plan_and_execute(state, number, on_event, on_task)
             if round_.plan_error is not None and not last:
                 round_.replan_reason = f"the plan could not be read past an error: {round_.plan_error}"
             else:
-                decision = self._join(question, rounds, last, meter)
+                decision = yield from self._join(state, last)
                 if decision.action == "replan":
                     round_.replan_reason = decision.text
+            if round_.replan_reason is not None and not last:
+                _log.info("replanning after plan %d of at most %d: %s", number, self.max_replans + 1,
+                          short_text(round_.replan_reason, _LOGGED_TEXT))
             if on_round is not None:
                 on_round(round_)
             if decision is not None and decision.action == "finish":
                 break
-        return self._result(question, rounds, decision, started, meter)
+        result = self._result(state, decision)
+        _log.info("%s after %d plan(s) in %.2f s", "answered" if result.finished else "no answer",
+                  len(result.rounds), result.timings.total)
+        return result
 
-    # -- one round ------------------------------------------------------------------------------
-
-    def _plan_and_execute(self, question: str, rounds: List[Round], number: int, meter: _UsageMeter,
-                          on_event: Optional[Callable[[Event], None]],
-                          on_task: Optional[Callable[[Task], None]]) -> Round:
+    def _plan_and_execute(self, state: Question, number: int, on_event: EventCallback,
+                          on_task: TaskCallback) -> Generator[Step, Any, Round]:
+        rounds = state.rounds
         earlier = {task.idx for round_ in rounds for task in round_.tasks}
-        known = {idx: value for round_ in rounds for idx, value in round_.result.observations.items()}
-        failed = {idx for round_ in rounds for idx in round_.result.failures}
+        known = {idx: value for round_ in rounds if round_.result
+                 for idx, value in round_.result.observations.items()}
+        failed = {idx for round_ in rounds if round_.result for idx in round_.result.failures}
+        if state.deadline is not None:
+            state.deadline.check()
         round_ = Round(number, max(earlier, default=0) + 1)
-        messages = planner_messages(self.tools, question, rounds, round_.first_index, self.observation_limit)
-        run = self.engine.start(on_event=on_event, known=known)
+        messages = planner_messages(self.tools, state.text, rounds, round_.first_index, self.observation_limit)
+        run = self._start_run(on_event, known, state.cache)
+        rounds.append(round_)  # from here on, a partial result shows this round
         try:
-            self._stream_plan(messages, run, round_, earlier, failed, meter, on_task)
+            reader = PlanReader(self.tools, self.lenient, run, round_, earlier, failed, on_task)
+            round_.planning_started = time.perf_counter()
+            yield Stream(self.llm, messages, reader, state.meter(self.llm), state.deadline)
             # Once the run is over, wait() re-raises the first exception on_event raised (the run went
             # on without the callback); cancelling a run that is over does nothing.
-            round_.result = self._wait(run)
+            round_.result = yield Wait(run, state.deadline)
         except BaseException:
-            run.cancel()  # a model error or an interrupt: nothing of this run may go on running
+            run.cancel()  # a model error, an interrupt, a cancelled task: nothing of this run goes on
+            round_.result = run.result()
             raise
+        _log.debug("plan %d:\n%s", number, short_text(round_.plan, _LOGGED_TEXT))
+        _log.info("plan %d: %d tasks, %d failed or skipped%s", number, len(round_.tasks),
+                  len(round_.result.failures), f"; cut short: {round_.plan_error}" if round_.plan_error else "")
         return round_
 
-    def _stream_plan(self, messages: List[dict], run: Run, round_: Round, earlier: set, failed: set,
-                     meter: _UsageMeter, on_task: Optional[Callable[[Task], None]]) -> None:
-        """Feed the planner's stream to the parser, one line at a time, adding each task to ``run`` as
-        soon as it is complete; then close the run. A PlanError or ToolCallError stops the reading and
-        is recorded on the round."""
-        parser = PlanParser(lenient=self.lenient, known=earlier)
-        chunks: List[str] = []
-        meter.before_call()
-        round_.planning_started = time.perf_counter()
-        stream = iter(self.llm.stream(messages))
-        try:
-            try:
-                for chunk in stream:
-                    chunks.append(chunk)
-                    # One line per feed: a failing line then leaves no completed task behind in the
-                    # parser, and each task is added the moment its own line ends.
-                    for piece in _LINE_PIECES.findall(chunk):
-                        for task in parser.feed(piece):
-                            self._add(run, task, round_, failed, on_task)
-                    if parser.done:
-                        break
-                else:
-                    for task in parser.close():
-                        self._add(run, task, round_, failed, on_task)
-            except (PlanError, ToolCallError) as error:
-                round_.plan_error = error
-            round_.planning_finished = time.perf_counter()
-            round_.plan = "".join(chunks)
-            run.close()
-            if round_.plan_error is None:
-                for _ in zip(range(_DRAIN_CHUNKS), stream):
-                    pass  # the rest of the answer is ignored; a usage report may come at its end
-        finally:
-            _close(stream)
-            meter.after_call()
+    def _start_run(self, on_event: EventCallback, known: Dict[int, Any], cache: CallCache) -> Run:
+        if self._engine_takes_cache:
+            return self.engine.start(on_event=on_event, known=known, cache=cache)  # type: ignore[call-arg]
+        return self.engine.start(on_event=on_event, known=known)
 
-    def _add(self, run: Run, task: Task, round_: Round, failed: set,
-             on_task: Optional[Callable[[Task], None]]) -> None:
-        dead = sorted(task.dependencies & failed)
-        if dead:
-            raise UnknownReferenceError(f"task {task.idx} refers to ${dead[0]}, which failed in an earlier "
-                                        f"plan and has no output", task=task.idx, reference=dead[0])
-        self.tools.check(task)  # (run.add checks too) before on_task, so it only sees tasks that run
-        round_.parsed_at[task.idx] = time.perf_counter()
-        if on_task is not None:
-            on_task(task)  # before add: a task's plan line is shown before its first event
-        run.add(task)
-        round_.tasks.append(task)
-
-    def _wait(self, run: Run) -> RunResult:
-        try:
-            return run.wait(self.execution_timeout)
-        except RunTimeoutError:
-            run.cancel()
-            return run.wait(self.execution_timeout)
-
-    def _join(self, question: str, rounds: List[Round], last: bool, meter: _UsageMeter) -> JoinerDecision:
-        round_ = rounds[-1]
-        messages = joiner_messages(question, rounds, last, self.observation_limit)
-        meter.before_call()
+    def _join(self, state: Question, last: bool) -> Generator[Step, Any, JoinerDecision]:
+        round_ = state.rounds[-1]
+        messages = joiner_messages(state.text, state.rounds, last, self.observation_limit)
+        reader = TextReader()
         round_.joining_started = time.perf_counter()
-        stream = iter(self.llm.stream(messages))
-        try:
-            text = "".join(stream)
-        finally:
-            _close(stream)
-            meter.after_call()
+        yield Stream(self.joiner_llm, messages, reader, state.meter(self.joiner_llm), state.deadline)
         round_.joining_finished = time.perf_counter()
-        round_.joiner = text
-        round_.decision = parse_joiner_output(text, lenient=self.lenient)
+        round_.joiner = "".join(reader.chunks)
+        _log.debug("joiner %d:\n%s", round_.number, short_text(round_.joiner, _LOGGED_TEXT))
+        round_.decision = parse_joiner_output(round_.joiner, lenient=self.lenient)
         return round_.decision
 
-    def _result(self, question: str, rounds: List[Round], decision: Optional[JoinerDecision],
-                started: float, meter: _UsageMeter) -> CompilerResult:
+    # -- the steps, performed ---------------------------------------------------------------------
+
+    def _perform(self, step: Step) -> Any:
+        """Do one step by blocking: stream the answer, or wait for the run."""
+        return self._wait(step.run, step.deadline) if isinstance(step, Wait) else stream_into(step)
+
+    async def _aperform(self, step: Step) -> Any:
+        """Do one step on the event loop: stream with ``astream_of``, wait on an executor thread."""
+        if isinstance(step, Wait):
+            return await self._await_run(step.run, step.deadline)
+        return await astream_into(step)
+
+    def _wait(self, run: Run, deadline: Optional[Deadline] = None) -> RunResult:
+        """The run's result once it is over. Past ``execution_timeout`` its tasks are cancelled (and
+        the loop goes on); past the question's ``deadline`` (when sooner) RunTimeoutError is raised."""
+        limit = self.execution_timeout
+        if deadline is not None and (limit is None or deadline.left() < limit):
+            try:
+                return run.wait(deadline.left())
+            except RunTimeoutError:
+                raise deadline.expired() from None
+        try:
+            return run.wait(limit)
+        except RunTimeoutError:
+            run.cancel()
+            return run.wait(limit)
+
+    async def _await_run(self, run: Run, deadline: Optional[Deadline]) -> RunResult:
+        import asyncio
+
+        waiting = asyncio.get_running_loop().run_in_executor(None, self._wait, run, deadline)
+        try:
+            return await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            run.cancel()
+            await asyncio.wait([waiting])  # the thread returns as soon as the cancelled run is over
+            raise
+
+    # -- the result -------------------------------------------------------------------------------
+
+    def _result(self, state: Question, decision: Optional[JoinerDecision], partial: bool = False
+                ) -> CompilerResult:
         observations: Dict[int, Any] = {}
         failures: Dict[int, TaskFailure] = {}
         tasks: Dict[int, Task] = {}
         events: List[Event] = []
         timings = Timings()
-        for round_ in rounds:
-            result = round_.result
-            observations.update(result.observations)
-            failures.update(result.failures)
+        for round_ in state.rounds:
             tasks.update({task.idx: task for task in round_.tasks})
-            events.extend(result.events)
-            timings.planning += round_.planning_finished - round_.planning_started
+            if round_.planning_finished:
+                timings.planning += round_.planning_finished - round_.planning_started
             if round_.joining_started is not None and round_.joining_finished is not None:
                 timings.joining += round_.joining_finished - round_.joining_started
+            result = round_.result
+            if result is None:
+                continue
+            observations.update(result.observations)
+            failures.update(result.failures)
+            events.extend(result.events)
             span = round_.execution
             if span is not None:
                 timings.execution += span[1] - span[0]
-                timings.overlap += max(0.0, min(span[1], round_.planning_finished)
+                timings.overlap += max(0.0, min(span[1], round_.planning_finished or span[1])
                                        - max(span[0], round_.planning_started))
-        timings.total = time.perf_counter() - started
+        timings.total = time.perf_counter() - state.started
         finished = decision is not None and decision.action == "finish"
+        by_model: Dict[str, Usage] = {}
+        for key, meter in state.meters.items():
+            if meter.total is not None:
+                by_model.setdefault(state.names[key], Usage()).add(meter.total)
+        usage = None if not by_model else Usage()
+        for counted in by_model.values():
+            usage.add(counted)  # type: ignore[union-attr]
         return CompilerResult(
-            question, decision.text if finished else None, decision.thought if decision else None,
-            rounds, observations, failures, tasks, events, not finished, timings, meter.total)
+            state.text, decision.text if finished else None, decision.thought if decision else None,
+            list(state.rounds), observations, failures, tasks, events, not finished and not partial,
+            timings, usage, by_model, not partial)

@@ -8,7 +8,10 @@
   ``JoinerDecision``.
 
 Pure text in and text out: no model is called here (``compiler`` does that), and each round is read
-from its ``Round`` record.
+from its ``Round`` record. Every value shown (observations, error messages, a task's arguments) goes
+through ``text.short_text``: a 100 MB string, an int of 5,000 digits, a recursive list or an object
+whose ``__str__`` raises is shown shortened (or described), never crashing the prompt, and the
+observation itself is left untouched.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import re
 from typing import List, Optional, Sequence
 
 from .errors import JoinerOutputError
-from .plan import END_OF_PLAN, call_text
+from .plan import END_OF_PLAN, Task, call_text
 from .results import TaskFailure
 from .rounds import JoinerDecision, Round
+from .text import short_text
 from .tools import ToolRegistry
 
 __all__ = ["PLANNER_SYSTEM", "JOINER_SYSTEM", "planner_messages", "joiner_messages", "parse_joiner_output"]
@@ -87,12 +91,6 @@ _LAST_ROUND = ("No new plan is possible now: answer with Action: Finish(...) fro
                "say what could not be found.")
 
 
-def _shorten(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters)"
-
-
 def _plan_body(text: str) -> str:
     end = text.find(END_OF_PLAN)
     return (text if end < 0 else text[:end]).strip()
@@ -106,20 +104,28 @@ def _round_text(round_: Round, limit: int, with_plan: bool) -> str:
     result = round_.result
     for task in round_.tasks:
         if result is not None and task.idx in result.observations:
-            outcome = f"-> {_shorten(str(result.observations[task.idx]), limit)}"
+            outcome = f"-> {short_text(result.observations[task.idx], limit)}"
         elif result is not None and task.idx in result.failures:
             failure = result.failures[task.idx]
-            outcome = f"{failure.kind}: " + _shorten(_failure_text(failure), limit)
+            outcome = f"{failure.kind}: " + short_text(_failure_text(failure), limit)
         else:
             outcome = "(no result)"
-        lines.append(f"{task.idx}. {call_text(task)} {outcome}")
+        lines.append(f"{task.idx}. {_call_shown(task, limit)} {outcome}")
     if not round_.tasks:
         lines.append("(no tasks ran)")
     if round_.plan_error is not None:
-        lines.append(f"The plan was cut short by an error: {round_.plan_error}")
+        lines.append(f"The plan was cut short by an error: {short_text(round_.plan_error, limit)}")
     if round_.replan_reason is not None:
-        lines.append(f"Why a new plan was needed: {round_.replan_reason}")
+        lines.append(f"Why a new plan was needed: {short_text(round_.replan_reason, limit)}")
     return "\n".join(lines)
+
+
+def _call_shown(task: Task, limit: int) -> str:
+    """The task's call as the plan wrote it, shortened; described when its arguments cannot be shown."""
+    try:
+        return short_text(call_text(task), limit)
+    except (ValueError, RecursionError):  # repr() of an argument refused (a huge int, a deep nest)
+        return f"{task.tool}(<arguments too large to show>)"
 
 
 def _failure_text(failure: TaskFailure) -> str:

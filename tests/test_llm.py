@@ -1,8 +1,7 @@
-"""Tests of llmcompiler.llm: the OpenAI-compatible client against a real local HTTP server, and ScriptedLLM.
+"""Tests of llmcompiler.llm and openai_chat: the client against a real local HTTP server, and ScriptedLLM.
 
-The server is a stdlib ThreadingHTTPServer on 127.0.0.1, port 0. Each test sets ``server.respond`` to a
-function that writes the raw response (often in pieces, with small pauses, to split events across TCP
-reads). Every wait has a timeout, and the fixture joins the server's threads and checks none is left.
+The server is in ``llm_server``. Tests of what the client accepts and raises run through both of its
+transports (``transport`` is "sync" for ``stream``, "async" for ``astream``): they must agree exactly.
 """
 
 from __future__ import annotations
@@ -15,110 +14,18 @@ import sys
 import threading
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from llm_server import (DONE, KEY, MESSAGES, USAGE, read_answer, delta, event, no_openai_environment,  # noqa: F401
+                        normal_answer, server, start, write_pieces)
 from llmcompiler.errors import LLMConnectionError, LLMError, LLMHTTPError, LLMTimeoutError
 from llmcompiler.llm import LLM, OpenAIChat, ScriptedLLM, Usage, complete
 
-KEY = "sk-test-SECRET-0123456789"
-MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
-PAUSE = 0.02  # between pieces written separately, so the client reads them separately
 
-
-# -- the server ------------------------------------------------------------------------------------
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"  # the body ends when the connection closes, unless a test says otherwise
-
-    def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        self.server.requests.append({"path": self.path, "headers": headers, "body": json.loads(raw)})
-        try:
-            self.server.respond(self)
-        except OSError:
-            pass  # the client hung up (after its timeout, or closing early): nothing to answer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-def _no_response(handler: _Handler) -> None:
-    raise AssertionError("the test did not set server.respond")
-
-
-@pytest.fixture
-def server():
-    threads_before = set(threading.enumerate())
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.requests = []
-    httpd.respond = _no_response
-    httpd.release = threading.Event()  # set at teardown: handlers that stall stop waiting
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.release.set()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
-    for leftover in set(threading.enumerate()) - threads_before:  # handler threads
-        leftover.join(timeout=5)
-    assert not (set(threading.enumerate()) - threads_before), "a server thread was left behind"
-
-
-@pytest.fixture(autouse=True)
-def no_openai_environment(monkeypatch):
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def start(handler: _Handler, status: int = 200, content_type: str = "text/event-stream", **headers: str):
-    """Send the status line and headers (``Transfer_Encoding=...`` sends ``Transfer-Encoding``)."""
-    handler.send_response(status)
-    handler.send_header("Content-Type", content_type)
-    for name, value in headers.items():
-        handler.send_header(name.replace("_", "-"), value)
-    handler.end_headers()
-    handler.wfile.flush()
-
-
-def write_pieces(handler: _Handler, pieces) -> None:
-    for piece in pieces:
-        handler.wfile.write(piece)
-        handler.wfile.flush()
-        time.sleep(PAUSE)
-
-
-def event(payload: dict, newline: bytes = b"\n") -> bytes:
-    return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + newline + newline
-
-
-def delta(text: str, newline: bytes = b"\n") -> bytes:
-    return event({"choices": [{"index": 0, "delta": {"content": text}}]}, newline)
-
-
-USAGE = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
-DONE = b"data: [DONE]\n\n"
-
-
-def normal_answer(handler: _Handler) -> None:
-    start(handler)
-    write_pieces(
-        handler,
-        [
-            event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}),
-            delta("Hel"),
-            delta("lo"),
-            event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None}),
-            event({"choices": [], "usage": USAGE}),
-            DONE,
-        ],
-    )
-
+@pytest.fixture(params=["sync", "async"])
+def transport(request):
+    return request.param
 
 # -- streaming -------------------------------------------------------------------------------------
 
@@ -133,19 +40,19 @@ def test_streams_chunks_and_records_usage(server):
     assert client.usage == Usage(36, 9, 45)
 
 
-def test_server_that_ignores_usage_request(server):
+def test_server_that_ignores_usage_request(server, transport):
     def answer(handler):
         start(handler)
         write_pieces(handler, [delta("no usage"), DONE])
 
     server.respond = answer
     client = OpenAIChat("m", base_url=server.url)
-    assert client.complete(MESSAGES) == "no usage"
+    assert read_answer(client, transport) == ["no usage"]
     assert client.last_usage is None
     assert client.usage == Usage()
 
 
-def test_events_split_across_reads(server):
+def test_events_split_across_reads(server, transport):
     stream = delta("caf\u00e9 \u65e5\u672c") + delta("second") + DONE
     cut_in_char = stream.index("\u65e5".encode()) + 1  # inside a 3-byte UTF-8 character
     cut_in_field = stream.index(b"data:", cut_in_char) + 2  # "da" | "ta: ..."
@@ -158,10 +65,10 @@ def test_events_split_across_reads(server):
 
     server.respond = answer
     client = OpenAIChat("m", base_url=server.url)
-    assert list(client.stream(MESSAGES)) == ["caf\u00e9 \u65e5\u672c", "second"]
+    assert read_answer(client, transport) == ["caf\u00e9 \u65e5\u672c", "second"]
 
 
-def test_comments_keepalives_and_multiline_data(server):
+def test_comments_keepalives_and_multiline_data(server, transport):
     def answer(handler):
         start(handler)
         write_pieces(
@@ -177,10 +84,10 @@ def test_comments_keepalives_and_multiline_data(server):
         )
 
     server.respond = answer
-    assert OpenAIChat("m", base_url=server.url).complete(MESSAGES) == "two lines!"
+    assert "".join(read_answer(OpenAIChat("m", base_url=server.url), transport)) == "two lines!"
 
 
-def test_crlf_line_endings_even_split_between_cr_and_lf(server):
+def test_crlf_line_endings_even_split_between_cr_and_lf(server, transport):
     stream = delta("one", b"\r\n") + b": ping\r\n\r\n" + delta("two", b"\r\n") + b"data: [DONE]\r\n\r\n"
     cut = stream.index(b"\r\n") + 1
 
@@ -189,19 +96,19 @@ def test_crlf_line_endings_even_split_between_cr_and_lf(server):
         write_pieces(handler, [stream[:cut], stream[cut:]])
 
     server.respond = answer
-    assert list(OpenAIChat("m", base_url=server.url).stream(MESSAGES)) == ["one", "two"]
+    assert read_answer(OpenAIChat("m", base_url=server.url), transport) == ["one", "two"]
 
 
-def test_ends_cleanly_at_eof_without_done(server):
+def test_ends_cleanly_at_eof_without_done(server, transport):
     def answer(handler):
         start(handler)
         write_pieces(handler, [delta("a"), b'data: {"choices": [{"delta": {"content": "b"}}]}'])
 
     server.respond = answer
-    assert OpenAIChat("m", base_url=server.url).complete(MESSAGES) == "ab"
+    assert read_answer(OpenAIChat("m", base_url=server.url), transport) == ["a", "b"]
 
 
-def test_chunked_transfer_encoding(server):
+def test_chunked_transfer_encoding(server, transport):
     stream = delta("chunked ") + delta("reply") + DONE
 
     def answer(handler):
@@ -212,10 +119,10 @@ def test_chunked_transfer_encoding(server):
         write_pieces(handler, [b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces] + [b"0\r\n\r\n"])
 
     server.respond = answer
-    assert OpenAIChat("m", base_url=server.url).complete(MESSAGES) == "chunked reply"
+    assert read_answer(OpenAIChat("m", base_url=server.url), transport) == ["chunked ", "reply"]
 
 
-def test_json_answer_from_a_server_that_does_not_stream(server):
+def test_json_answer_from_a_server_that_does_not_stream(server, transport):
     def answer(handler):
         body = json.dumps({"choices": [{"message": {"content": "whole"}}], "usage": USAGE}).encode()
         start(handler, content_type="application/json", Content_Length=str(len(body)))
@@ -223,7 +130,7 @@ def test_json_answer_from_a_server_that_does_not_stream(server):
 
     server.respond = answer
     client = OpenAIChat("m", base_url=server.url)
-    assert list(client.stream(MESSAGES)) == ["whole"]
+    assert read_answer(client, transport) == ["whole"]
     assert client.last_usage == Usage(12, 3, 15)
 
 
@@ -239,14 +146,14 @@ def test_error_event_raises_llm_error_with_its_message(server):
         next(chunks)
 
 
-def test_invalid_json_event_raises_llm_error(server):
+def test_invalid_json_event_raises_llm_error(server, transport):
     def answer(handler):
         start(handler)
         write_pieces(handler, [b"data: {not json\n\n"])
 
     server.respond = answer
     with pytest.raises(LLMError, match="expected a JSON object"):
-        OpenAIChat("m", base_url=server.url).complete(MESSAGES)
+        read_answer(OpenAIChat("m", base_url=server.url), transport)
 
 
 def test_closing_the_iterator_early_closes_the_connection(server):
@@ -269,7 +176,7 @@ def test_closing_the_iterator_early_closes_the_connection(server):
 # -- the request -----------------------------------------------------------------------------------
 
 
-def test_request_body_and_headers(server):
+def test_request_body_and_headers(server, transport):
     server.respond = normal_answer
     client = OpenAIChat(
         "my-model",
@@ -280,7 +187,7 @@ def test_request_body_and_headers(server):
         stop=["Observation:"],
         extra_headers={"X-Trace": "t1"},
     )
-    client.complete(MESSAGES)
+    read_answer(client, transport)
     (request,) = server.requests
     assert request["path"] == "/v1/chat/completions"
     assert request["body"] == {
@@ -318,6 +225,18 @@ def test_environment_variables_are_the_defaults(server, monkeypatch):
     assert KEY not in repr(client)
 
 
+def test_with_model_keeps_the_server_and_key_and_counts_its_own_usage(server):
+    server.respond = normal_answer
+    planner = OpenAIChat("big", base_url=server.url, api_key=KEY, timeout=7, retries=1)
+    joiner = planner.with_model("small")
+    assert joiner.complete(MESSAGES) == "Hello"
+    assert server.requests[0]["body"]["model"] == "small"
+    assert server.requests[0]["headers"]["authorization"] == f"Bearer {KEY}"
+    assert (joiner.url, joiner.timeout, joiner.retries) == (planner.url, 7.0, 1)
+    assert joiner.usage == Usage(12, 3, 15) and planner.usage == Usage() and planner.model == "big"
+    assert KEY not in repr(joiner) and KEY not in repr(vars(joiner))
+
+
 def test_defaults_without_environment():
     client = OpenAIChat()
     assert client.model == "gpt-4o-mini"
@@ -349,7 +268,7 @@ def _shown(error: BaseException) -> str:
     return text + repr(error) + repr(vars(error))
 
 
-def test_401_keeps_status_and_body_and_never_shows_the_key(server):
+def test_401_keeps_status_and_body_and_never_shows_the_key(server, transport):
     def answer(handler):
         echo = handler.headers["Authorization"]  # a careless server showing the key back
         body = json.dumps({"error": {"message": "Incorrect API key", "echo": echo}})
@@ -359,24 +278,24 @@ def test_401_keeps_status_and_body_and_never_shows_the_key(server):
     server.respond = answer
     client = OpenAIChat("m", base_url=server.url, api_key=KEY, extra_headers={"api-key": "AZURE-SECRET"})
     with pytest.raises(LLMHTTPError) as caught:
-        client.complete(MESSAGES)
+        read_answer(client, transport)
     error = caught.value
     assert error.status == 401
     assert "Incorrect API key" in error.body and "Bearer ***" in error.body
-    assert str(error).startswith(f"POST {server.url}/chat/completions: HTTP 401 Unauthorized: {{")
+    assert str(error) == f"POST {server.url}/chat/completions: HTTP 401 Unauthorized: Incorrect API key"
     for secret in (KEY, "AZURE-SECRET"):
         assert secret not in _shown(error)
         assert secret not in repr(client) and secret not in repr(vars(client))
 
 
-def test_500_is_an_http_error(server):
+def test_500_is_an_http_error(server, transport):
     def answer(handler):
         start(handler, 500, "text/plain")
         handler.wfile.write(b"x" * 2000)
 
     server.respond = answer
     with pytest.raises(LLMHTTPError, match="HTTP 500") as caught:
-        OpenAIChat("m", base_url=server.url).complete(MESSAGES)
+        read_answer(OpenAIChat("m", base_url=server.url, retries=0), transport)
     assert caught.value.status == 500
     assert caught.value.body == "x" * 500
 
@@ -403,7 +322,7 @@ def test_connection_refused_names_the_url():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = OpenAIChat("m", base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY)
+    client = OpenAIChat("m", base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, retries=0)
     with pytest.raises(LLMConnectionError) as caught:
         client.complete(MESSAGES)
     assert isinstance(caught.value, ConnectionError)
@@ -412,7 +331,7 @@ def test_connection_refused_names_the_url():
 
 
 def test_import_is_cheap():
-    """llm.py (with errors.py) loads neither http.client nor ssl nor json until it is used.
+    """llm.py and openai_chat.py load neither http.client nor ssl nor json nor asyncio until used.
 
     (urllib.parse is left out: Python's startup already imports it.)
     """
@@ -421,8 +340,8 @@ def test_import_is_cheap():
         "import sys, types\n"
         f"package = types.ModuleType('llmcompiler'); package.__path__ = [{package!r}]\n"
         "sys.modules['llmcompiler'] = package\n"
-        "import llmcompiler.llm\n"
-        "print(sorted(m for m in ('http.client', 'ssl', 'json') if m in sys.modules))\n"
+        "import llmcompiler.llm, llmcompiler.openai_chat\n"
+        "print(sorted(m for m in ('http.client', 'ssl', 'json', 'asyncio') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
@@ -485,7 +404,7 @@ def test_both_are_llms():
 
 def test_event_decoder_fed_one_byte_at_a_time():
     """Every split point at once: the decoder gets the stream byte by byte (no TCP timing involved)."""
-    from llmcompiler.llm import _EventDecoder
+    from llmcompiler._chat_wire import EventDecoder as _EventDecoder
 
     stream = (
         "\ufeff: comment\r\ndata: caf\u00e9\r\n\r\n"  # BOM, comment, CRLF
