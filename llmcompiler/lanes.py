@@ -23,6 +23,7 @@ lanes only after releasing their own lock.
 
 from __future__ import annotations
 
+import enum
 import itertools
 import logging
 import threading
@@ -30,7 +31,7 @@ import time
 from collections import deque
 from typing import Any, Deque, List
 
-__all__ = ["ThreadLane", "SubmitLane", "STALL"]
+__all__ = ["ThreadLane", "SubmitLane", "Submission", "STALL"]
 
 log = logging.getLogger("llmcompiler")
 
@@ -206,6 +207,14 @@ class ThreadLane:
                 thread.join(max(0.0, until - time.monotonic()))
 
 
+class Submission(enum.Enum):
+    """What a run did when a submit lane offered it a slot."""
+
+    SENT = "a work item was handed to the executor"
+    NOTHING = "it had no ready task of the lane's kind"
+    HELD = "its next task waits for a free worker (its timeout clock would start before its call)"
+
+
 class SubmitLane:
     """Calls handed to an executor (process pool, event loop, any ``Executor``), engine-wide capacity.
 
@@ -238,13 +247,15 @@ class SubmitLane:
                 run = self._runs.popleft()
                 self.queued.discard(run)
                 self.in_flight += 1
-            submitted = False
+            answer = Submission.NOTHING
             try:
-                submitted = run.submit_next(self)
+                answer = run.submit_next(self)
             finally:
-                if not submitted:
+                if answer is not Submission.SENT:
                     with self._lock:
                         self.in_flight -= 1
+            if answer is Submission.HELD:
+                return  # it waits for a call to end, which pumps again (looping now would spin)
 
     def call_ended(self) -> None:
         with self._lock:

@@ -56,6 +56,7 @@ from .context import RunContext
 from .errors import RunClosedError, RunTimeoutError, StoreError
 from .eventlog import CODE, Delivery, EventLog
 from .graph import TaskGraph
+from .lanes import Submission
 from .outcomes import Attempt, Outcome, read_outcomes
 from .settling import Settling
 from .plan import Task, resolve
@@ -424,10 +425,10 @@ class Run(Settling):
 
     # -- submitted tasks: process pools, the event loop, executors ---------------------------------
 
-    def submit_next(self, lane: Any) -> bool:
+    def submit_next(self, lane: Any) -> Submission:
         """Called by a submit lane with a free slot: submit this run's best ready task of the lane's
         kind (for process tools, with more ready behind it, a batch of them: one work item, one
-        round trip). Returns False when there was none to submit."""
+        round trip). Says whether it did, had nothing, or holds its next task for a free worker."""
         kind = lane.kind
         with self._lock:
             batch = self._take_batch(lane)
@@ -436,18 +437,18 @@ class Run(Settling):
             lane.offer(self)
         if not batch:
             self._after()
-            return False
+            return Submission.HELD if more else Submission.NOTHING
         batch[0].lane = lane  # the batch holds one slot of the lane; its first attempt gives it back
         try:
             future = self._parts.backends.submit(kind, batch, self._context)
         except Exception as err:  # could not hand them over: those tasks fail, the run goes on
             for attempt in batch:
                 self._record(attempt, Outcome(None, err, "", 0.0, 0.0, None, step="submitting the call"))
-            return True
+            return Submission.SENT  # its slot was given back by the first record
         future.add_done_callback(partial(self._guarded_done, batch))
         if any(attempt.stale for attempt in batch):  # cancelled while it was being handed over
             self._parts.backends.stop([attempt for attempt in batch if attempt.stale])
-        return True
+        return Submission.SENT
 
     def _take_batch(self, lane: Any) -> List[Attempt]:
         """Under the lock: the attempts of one work item. A tool with a timeout goes alone and only

@@ -6,6 +6,7 @@ forkserver are its children, not ours, and are counted too.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 import threading
@@ -64,6 +65,18 @@ def _multiprocessing_servers() -> set:
     if tracker is not None and tracker._resource_tracker._pid:
         found.add(tracker._resource_tracker._pid)
     return found
+
+
+TEST_LIMIT = 240  # seconds: a test still running then is hung; the suite stops and says where
+
+
+@pytest.fixture(autouse=True)
+def hang_guard():
+    """A hung test must fail the suite, not stall it: past TEST_LIMIT every thread's traceback is
+    written to stderr and the process exits (the standard library's faulthandler, no plugin)."""
+    faulthandler.dump_traceback_later(TEST_LIMIT, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(autouse=True)
