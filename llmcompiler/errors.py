@@ -29,7 +29,9 @@ The tree, and who raises what:
         JoinerOutputError (ValueError)       the joiner's text fits neither Finish(...) nor Replan(...)
 
 Errors carry their evidence as attributes (``line``, ``task``, ``tool``, ``cycle``) so callers need not
-parse messages.
+parse messages. An error raised after tools ran carries what was computed as ``result``: a
+``RunResult`` (``RunTimeoutError`` and ``StoreError`` from ``Engine.run``) or the compiler's partial
+``CompilerResult`` (every error ``LLMCompiler.run``/``arun`` raises once a question has started).
 """
 
 from __future__ import annotations

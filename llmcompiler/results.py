@@ -112,9 +112,10 @@ class RunResult:
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """``KeyboardInterrupt`` during ``Engine.run``: everything was shut down; ``result`` holds what had
-    been observed so far."""
+    """``KeyboardInterrupt`` during ``Engine.run`` or ``LLMCompiler.run``: everything was shut down;
+    ``result`` holds what had been observed so far (a ``RunResult``, or the compiler's partial
+    ``CompilerResult``)."""
 
-    def __init__(self, result: RunResult):
+    def __init__(self, result: Any):
         super().__init__("run interrupted")
         self.result = result
