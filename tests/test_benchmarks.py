@@ -124,7 +124,7 @@ def test_targets_are_judged_on_the_figure_they_name(tiny):
     assert judged >= 20
 
 
-def test_the_workloads_measure_what_the_brief_names(tiny):
+def test_the_workloads_measure_every_figure_the_readme_names(tiny):
     _, document, _ = tiny
     lines = {(name, item["what"]) for name, w in document["workloads"].items() for item in w["lines"]}
     whats = " | ".join(what for _, what in lines)

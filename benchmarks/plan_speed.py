@@ -1,7 +1,7 @@
 """Speed and memory of the plan forms users pass: Task(...), Task.from_dict and parse_plan.
 
-    python notes/plan_speed.py                       # this tree only
-    python notes/plan_speed.py --against /tmp/old    # side by side with another tree holding llmcompiler/
+    python -m benchmarks.plan_speed                       # this tree only
+    python -m benchmarks.plan_speed --against /tmp/old    # side by side with another tree holding llmcompiler/
 
 Each measurement runs in a fresh child process (``--child ROOT``), the trees alternated, several
 repetitions; the table shows medians and min-max. Memory is ``tracemalloc``'s count of bytes still
