@@ -35,9 +35,11 @@ def check_main_guard(start_method: str) -> None:
     if start_method == "fork":
         return
     main = sys.modules.get("__main__")
-    if main is None or not (getattr(getattr(main, "__spec__", None), "name", None)
-                            or getattr(main, "__file__", None)):
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if main is None or not (name or getattr(main, "__file__", None)):
         return  # multiprocessing re-imports the main module only when it has a name or a file
+    if name is not None and (name == "__main__" or name.endswith(".__main__")):
+        return  # ``python -m package``: a package's __main__ is never re-imported in a worker
     frame = _main_module_frame(main.__dict__)
     if frame is None:
         return

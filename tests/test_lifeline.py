@@ -189,3 +189,17 @@ def test_guarded_spans_follow_the_code_not_the_text(tmp_path):
         """))
     assert _guarded_spans(str(source)) == [(3, 3), (7, 8)]
     assert _guarded_spans(str(tmp_path / "missing.py")) is None
+
+
+def test_a_packages_unguarded_main_run_with_dash_m_is_not_refused(tmp_path):
+    """``python -m package`` runs ``package/__main__.py``, which multiprocessing never re-imports in a
+    worker: its top-level code may start process tools without the guard."""
+    package = tmp_path / "unguardedpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(PRELUDE + IMPORTS + RUN.replace("sys.argv[1]", '"forkserver"'))
+    done = subprocess.run([sys.executable, "-m", "unguardedpkg"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=WAIT)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["failures"] == {} and report["observations"] == {"1": 9, "2": 2, "3": 3}
