@@ -42,6 +42,7 @@ _EXPORTS = {
     "Engine": "engine", "run_tasks": "engine", "Run": "scheduler", "RunResult": "results",
     "TaskFailure": "results", "Event": "results", "RunInterrupted": "results",
     "ObservationStore": "store", "LocalStore": "store", "ManagerStore": "store",
+    "CallCache": "cache",
     # the compiler loop and language models
     "LLMCompiler": "compiler", "CompilerResult": "compiler",
     "LLM": "llm", "OpenAIChat": "llm", "ScriptedLLM": "llm", "Usage": "llm",
@@ -55,7 +56,7 @@ _EXPORTS = {
     "LLMError": "errors", "LLMConnectionError": "errors", "LLMHTTPError": "errors",
     "LLMTimeoutError": "errors", "JoinerOutputError": "errors",
     "ProcessStartError": "errors",
-    "SubstitutionError": "errors",
+    "SubstitutionError": "errors", "RenderError": "errors", "WorkerReturnError": "errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -81,8 +82,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
                          PlanSyntaxError, RunClosedError, RunError, RunTimeoutError, StoreError,
                          TaskTimeoutError, ToolCallError, ToolDefinitionError, ToolError,
                          UnknownReferenceError, WorkerDiedError)
-    from .errors import ProcessStartError
-    from .errors import SubstitutionError
+    from .errors import ProcessStartError, RenderError, SubstitutionError, WorkerReturnError
+    from .cache import CallCache
     from .llm import LLM, OpenAIChat, ScriptedLLM, Usage
     from .plan import PlanParser, Task, parse_plan, validate_tasks
     from .engine import Engine, run_tasks
