@@ -107,8 +107,12 @@ async def _awaited(awaitable: Any) -> Any:
 
 
 def format_traceback(error: BaseException) -> str:
-    """The traceback text of ``error``, as ``traceback.print_exception`` would show it."""
-    return "".join(traceback_module.format_exception(type(error), error, error.__traceback__))
+    """The traceback text of ``error``, as ``traceback.print_exception`` would show it; never raises
+    (an exception whose own ``__str__`` breaks is named by its type)."""
+    try:
+        return "".join(traceback_module.format_exception(type(error), error, error.__traceback__))
+    except Exception as err:
+        return f"{type(error).__name__} (its traceback cannot be shown: {type(err).__name__})"
 
 
 def pickled_outcome(outcome: CallOutcome) -> bytes:

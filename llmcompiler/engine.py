@@ -116,7 +116,7 @@ class Engine:
         if shared:
             for idx, value in (known or {}).items():
                 store.set(idx, value)
-            if store is not self._store_choice and store is not self._manager_store:
+            if self._store_choice == "manager":
                 run.when_over(store.close)  # a namespace of the engine's store: removed when over
         tasks = list(tasks)
         if tasks:
@@ -211,8 +211,7 @@ class Engine:
             return None
         if self._manager_store is None:
             self._manager_store = ManagerStore(self._pools.context)
-        namespace = getattr(self._manager_store, "namespace", None)
-        return namespace() if namespace is not None else self._manager_store
+        return self._manager_store.namespace()
 
 
 def _as_tasks(tasks: Union[str, Iterable[TaskLike]], known: Mapping[int, Any]) -> List[Task]:

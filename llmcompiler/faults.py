@@ -7,7 +7,7 @@
 * ``explain_pickling``: name the argument (or the result) that could not cross to or from a worker.
 * ``retry_delay``: the backoff before retry ``k``.
 * ``failure_kind``: the ``TaskFailure.kind`` an exception stands for.
-* ``format_traceback``: the exception's traceback as text (kept in the ``TaskFailure``).
+* ``format_traceback`` (from ``calls``, the one source): the exception's traceback as text.
 
 Pure functions of their arguments: no locks, no state.
 """
@@ -15,9 +15,9 @@ Pure functions of their arguments: no locks, no state.
 from __future__ import annotations
 
 import pickle
-import traceback as traceback_module
 from typing import Any, Dict, NamedTuple, Optional, Set
 
+from .calls import format_traceback
 from .errors import TaskTimeoutError, WorkerDiedError
 
 __all__ = ["BreakageVerdict", "breakage_verdict", "explain_pickling", "is_pickling_error", "retry_delay",
@@ -82,10 +82,3 @@ def failure_kind(error: BaseException) -> str:
     if isinstance(error, WorkerDiedError):
         return "worker-died"
     return "failed"
-
-
-def format_traceback(error: BaseException) -> str:
-    try:
-        return "".join(traceback_module.format_exception(type(error), error, error.__traceback__))
-    except Exception as err:  # an exception whose own __str__ breaks
-        return f"{type(error).__name__} (its traceback cannot be shown: {type(err).__name__})"

@@ -7,7 +7,7 @@
   question called it. A task over its tool's limit is *held* here in arrival order; when a call of that
   tool ends, its slot passes straight to the oldest held task (of whichever run), so a limit is never
   exceeded and held tasks are served first come, first served.
-* ``ToolStats`` (one per engine, its own lock, a leaf): each tool's moving-average call duration, to
+* ``ToolStats`` (one per engine, no lock: single dict reads and writes): each tool's moving-average call duration, to
   spot calls shorter than waking a thread and to estimate the time left on a chain.
 """
 
@@ -66,12 +66,10 @@ class ReadyQueue:
             heap[:] = [(-priority(idx), idx) for _, idx in heap]
             heapq.heapify(heap)
 
-    def clear(self) -> List[int]:
-        """Empty the queue; return what was in it."""
-        left = [idx for heap in self._heaps.values() for _, idx in heap]
+    def clear(self) -> None:
+        """Empty the queue."""
         self._heaps.clear()
         self.count = 0
-        return left
 
 
 class HeldTask(NamedTuple):
@@ -88,15 +86,6 @@ class Limits:
         self._lock = threading.Lock()
         self._running: Dict[str, int] = {}
         self._held: Dict[str, Deque[HeldTask]] = {}
-
-    def acquire(self, tool: str, limit: int) -> bool:
-        """Take a slot of ``tool`` if fewer than ``limit`` of its calls run; True when taken."""
-        with self._lock:
-            running = self._running.get(tool, 0)
-            if running >= limit:
-                return False
-            self._running[tool] = running + 1
-            return True
 
     def acquire_or_hold(self, tool: str, limit: int, run: Any, idx: int) -> bool:
         """Take a slot, or hold ``idx`` of ``run`` until one is handed to it; True when taken."""
@@ -118,22 +107,14 @@ class Limits:
             self._running[tool] -= 1
             return None
 
-    def running(self, tool: str) -> int:
-        with self._lock:
-            return self._running.get(tool, 0)
-
-    def held(self, tool: str) -> int:
-        with self._lock:
-            return len(self._held.get(tool, ()))
-
 
 class ToolStats:
-    """Moving averages of tool call durations, per tool name. Thread-safe (a leaf lock)."""
+    """Moving averages of tool call durations, per tool name. Thread-safe without a lock (see
+    ``record``)."""
 
-    __slots__ = ("_lock", "_mean")
+    __slots__ = ("_mean",)
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._mean: Dict[str, float] = {}
 
     def record(self, tool: str, seconds: float) -> None:

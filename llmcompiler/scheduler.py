@@ -24,7 +24,7 @@ threads below, always under the lock, unless said otherwise:
     _log          the EventLog: appended under the lock, read without it (append-only)
     _slotted      held tasks that were handed their tool's max_concurrency slot
     _handoffs     HeldTasks of other runs handed a slot here, resumed once the lock is released
-    _abandoned    thread calls timed out or cancelled that still run
+    _abandoned    thread calls timed out or cancelled that still run; _lent: as told to the lane
     _listeners    threads iterating the run's events (the Delivery thread among them)
 
 Threads that take the lock: the caller (add, close, cancel, wait), thread-lane workers, done callbacks
@@ -122,7 +122,7 @@ class Run(Settling):
         self._breakages: Dict[int, int] = {}   # idx -> process pool breakages it was caught in
         self._handoffs: List[Any] = []         # HeldTasks of other runs handed a slot, resumed after the lock
         self._abandoned = 0
-        self._lane_debt = 0   # abandoned thread calls not yet told to the thread lane (+) or back (-)
+        self._lent = 0        # workers the thread lane lends this run: _abandoned, as last told to it
         self._notes: List[Tuple[int, str, tuple]] = []  # log records made under the lock, emitted after
         self._listeners = 0
         self._closed = self._cancelled = self._over = False
@@ -144,7 +144,7 @@ class Run(Settling):
 
     def add_many(self, tasks: Iterable[TaskLike]) -> None:
         """Add several tasks at once (cheaper than one by one: priorities are computed once)."""
-        batch = [task if type(task) is Task else _as_task(task) for task in tasks]
+        batch = [task if isinstance(task, Task) else Task.from_dict(task) for task in tasks]
         check = self._parts.tools.check
         tools = self._tool_by_name
         for task in batch:
@@ -397,7 +397,7 @@ class Run(Settling):
                 kinds = self._ready.kinds() if self._ready.count else ()
             if attempt is None or len(kinds) > 1 or (kinds and kinds[0] != "thread"):
                 self._offer(kinds, wake=False)
-            elif self._listeners or self._handoffs or self._lane_debt or self._notes:
+            elif self._listeners or self._handoffs or self._abandoned != self._lent or self._notes:
                 self._after()
         return quick, calls
 
@@ -517,10 +517,10 @@ class Run(Settling):
                 notes, self._notes = self._notes, []
             for level, message, args in notes:
                 _log.log(level, message, *args)
-        if self._lane_debt:  # the thread lane lends a worker for each abandoned call still running
+        if self._abandoned != self._lent:  # the lane lends a worker per abandoned call still running
             with self._lock:
-                debt, self._lane_debt = self._lane_debt, 0
-            self._parts.threads.lend(debt)
+                change, self._lent = self._abandoned - self._lent, self._abandoned
+            self._parts.threads.lend(change)
         if self._handoffs:
             with self._lock:
                 handoffs, self._handoffs = self._handoffs, []
@@ -537,7 +537,3 @@ class Run(Settling):
     def _notify(self) -> None:
         with self._changed:
             self._changed.notify_all()
-
-
-def _as_task(task: Any) -> Task:
-    return task if isinstance(task, Task) else Task.from_dict(task)

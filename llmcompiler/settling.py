@@ -89,7 +89,6 @@ class Settling:
         if attempt.stale or self._attempts.get(idx) is not attempt:
             if attempt.stale and attempt.kind == "thread" and attempt.abandoned:
                 self._abandoned -= 1  # an abandoned thread call came back at last
-                self._lane_debt -= 1
             return
         error = outcome.error
         if isinstance(error, BrokenProcessPool):
@@ -188,7 +187,6 @@ class Settling:
         if attempt.kind == "thread":
             attempt.abandoned = True
             self._abandoned += 1
-            self._lane_debt += 1
 
     def _stop_when_started(self, attempt: Attempt, delay: float) -> None:
         """Stop a stale call that had not begun when it was to be stopped: look again after ``delay``
@@ -284,7 +282,6 @@ class Settling:
             if attempt.kind == "thread":
                 attempt.abandoned = True
                 self._abandoned += 1
-                self._lane_debt += 1
         self._attempts.clear()
         self._ready.clear()
         now = time.perf_counter()
