@@ -22,7 +22,7 @@ async def arun(engine: Any, tasks: Union[str, Iterable[Any]], *, timeout: Any = 
     batch = _as_tasks(tasks, options.get("known") or {})
     run = AsyncRun(engine.start(**options))
     try:
-        run.run.add_many(batch)
+        run.run._add_batch(batch, validated=True)  # noqa: SLF001 - the engine's own run
         run.run.close()
         return await run.wait(timeout)
     except BaseException:

@@ -52,8 +52,9 @@ class AsyncLoop:
         """
         loop = self._started_loop()
         # The Handle made by call_soon_threadsafe captures the context current here, and the Task it
-        # creates copies that one: the coroutine runs in a copy of ``context``.
-        return context.run(asyncio.run_coroutine_threadsafe, _outcome_of(func, args, kwargs), loop)
+        # creates copies that one: the coroutine runs in a copy of ``context``. A run's context may be
+        # entered by two threads submitting at once, which a Context refuses: each enters a copy.
+        return context.copy().run(asyncio.run_coroutine_threadsafe, _outcome_of(func, args, kwargs), loop)
 
     def close(self) -> None:
         """Cancel every coroutine still running, stop the loop and join its thread. Idempotent."""

@@ -283,9 +283,16 @@ class LLMCompiler:
             # Once the run is over, wait() re-raises the first exception on_event raised (the run went
             # on without the callback); cancelling a run that is over does nothing.
             round_.result = yield Wait(run, state.deadline)
-        except BaseException:
+        except BaseException as error:
             run.cancel()  # a model error, an interrupt, a cancelled task: nothing of this run goes on
             round_.result = run.result()
+            if not isinstance(error, GeneratorExit):
+                # The cancelled run is over at once; its last events may still be on their way to
+                # on_event: the question ends once they are delivered.
+                try:
+                    round_.result = yield Wait(run, None)
+                except BaseException:
+                    pass  # interrupted again while waiting: the first error is the one raised
             raise
         _log.debug("plan %d:\n%s", number, short_text(round_.plan, _LOGGED_TEXT))
         _log.info("plan %d: %d tasks, %d failed or skipped%s", number, len(round_.tasks),

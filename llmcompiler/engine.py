@@ -140,7 +140,7 @@ class Engine:
         batch = _as_tasks(tasks, known or {})
         run = self.start(on_event=on_event, known=known, cache=cache)
         try:
-            run.add_many(batch)
+            run._add_batch(batch, validated=True)  # noqa: SLF001 - the engine's own run
             run.close()
             result = run.wait(timeout)
         except RunTimeoutError as err:

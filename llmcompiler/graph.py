@@ -1,13 +1,17 @@
 """The dependency graph of one run: like ``graphlib.TopologicalSorter``, but growing while it runs.
 
 Tasks are added at any time until ``close()``; a task may even name a dependency that has not been added
-yet (it waits for it). ``done(n)`` returns the tasks it released, ``fail(n)`` the tasks that can now never
-run (everything downstream of ``n``). Nothing here is thread-safe: the scheduler owns one graph per run
-and calls it under its lock.
+yet (it waits for it). ``done(n, value)`` records n's observation and returns the tasks it released,
+``fail(n)`` the tasks that can now never run (everything downstream of ``n``). Nothing here is
+thread-safe: the scheduler owns one graph per run and calls it under its lock.
 
-Invariant, for every task ``t`` still waiting: ``waiting[t]`` is the number of ``t``'s dependencies that
-are not finished. A task is *ready* when that count reaches zero; it is then the caller's to run and
-must come back through ``done`` or ``fail``.
+State: one ``_Node`` per task that is added and not over (waiting, or ready/running), and per dependency
+named but not added yet (a *placeholder*, its ``deps`` None). A node goes when its task finishes or
+fails, so a finished task costs nothing here but its entry in ``finished`` (the run's observations).
+Invariant, for every waiting task ``t``: ``nodes[t].count`` is the number of ``t``'s dependencies not
+finished. A task is *ready* when that count reaches zero; it is then the caller's to run and must come
+back through ``done`` or ``fail``. A task added after one of its dependencies failed is dead at once
+(count -1) until the caller's ``fail`` skips what already waits on it.
 
 Priority: each task has a ``cost`` (its tool's estimated duration; 1 when only counts matter) and a
 ``height``, the estimated time of the longest chain of known dependents after it (the sum of their
@@ -16,47 +20,85 @@ time left on its chain (``priority(n)``: its cost plus its height), so the criti
 Heights grow as dependents arrive; a task already in the ready queue keeps the priority it had when it
 became ready.
 
-Phases are checked the way ``graphlib`` checks them: ``done(n)`` for a task that was never added or is
-still waiting raises ``ValueError`` naming it.
+Phases are checked the way ``graphlib`` checks them: ``done(n)`` for a task that was never added, is
+still waiting or is already over raises ``ValueError`` naming it.
 """
 
 from __future__ import annotations
 
-from typing import Collection, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Collection, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from .validation import find_cycle
 
 __all__ = ["TaskGraph"]
 
-# A task's state is implied by where it is: in ``waiting`` (count of unfinished deps), in ``active``
-# (handed out, not yet done/failed), or in ``finished`` / ``dead`` (failed or skipped).
+_DEAD = -1  # the count of a task added after a dependency failed (never released; ``fail`` removes it)
+
+
+class _Node:
+    """One unfinished task (or a placeholder for a dependency not added yet)."""
+
+    __slots__ = ("deps", "count", "dependents", "height", "cost")
+
+    def __init__(self) -> None:
+        self.deps: Optional[Collection[int]] = None  # None: a placeholder, not added yet
+        self.count = 0                               # unfinished dependencies; 0 ready or running
+        self.dependents: Optional[List[int]] = None  # tasks added that wait on this one
+        self.height = 0.0
+        self.cost = 1.0
 
 
 class TaskGraph:
-    """Dependency bookkeeping for a run whose tasks arrive over time."""
+    """Dependency bookkeeping for a run whose tasks arrive over time.
 
-    def __init__(self, finished: Iterable[int] = ()) -> None:
-        self.waiting: Dict[int, int] = {}          # task -> unfinished dependency count (> 0)
-        self.dependencies: Dict[int, Collection[int]] = {}  # unfinished tasks only
-        self.dependents: Dict[int, List[int]] = {}  # task (added or not yet) -> tasks waiting on it
-        self.height: Dict[int, int] = {}
-        self.active: Set[int] = set()              # ready or running, not yet done/failed
-        self.finished: Set[int] = set(finished)    # done, including tasks known from earlier runs
-        self.dead: Set[int] = set()                # failed or skipped
-        self.forward = False                       # a task named a dependency not added yet
-        self.cost: Dict[int, float] = {}           # task -> estimated duration, when not 1.0
+    ``finished`` maps tasks already finished (known from earlier plans) to their observations; the
+    graph records every task it sees finish there (``done(n, value)``), so the scheduler passes its own
+    observations dict and keeps one mapping of what finished."""
+
+    def __init__(self, finished: Any = ()) -> None:
+        self.nodes: Dict[int, _Node] = {}
+        self.finished: Dict[int, Any] = finished if type(finished) is dict else dict.fromkeys(finished)
+        self.dead: Set[int] = set()      # failed or skipped
+        self.unfinished = 0              # added tasks neither finished nor dead
+        self.forward = False             # a task named a dependency not added yet
+        self._max_cost = 1.0             # the largest cost seen: bounds heights (see _raise_heights)
 
     def __contains__(self, idx: int) -> bool:
-        return idx in self.dependencies or idx in self.finished or idx in self.dead
+        node = self.nodes.get(idx)
+        return (node is not None and node.deps is not None) or idx in self.finished or idx in self.dead
+
+    # -- views (for failure paths and tests: each builds a new container) ----------------------------
 
     @property
-    def unfinished(self) -> int:
-        """How many added tasks are neither finished nor dead."""
-        return len(self.waiting) + len(self.active)
+    def waiting(self) -> Dict[int, int]:
+        """Waiting tasks -> their count of unfinished dependencies."""
+        return {idx: node.count for idx, node in self.nodes.items() if node.deps is not None and node.count > 0}
+
+    @property
+    def active(self) -> Set[int]:
+        """Tasks handed out (ready or running), not yet done or failed."""
+        return {idx for idx, node in self.nodes.items() if node.deps is not None and node.count == 0}
+
+    @property
+    def height(self) -> Dict[int, float]:
+        """Unfinished tasks (and placeholders) -> their height."""
+        return {idx: node.height for idx, node in self.nodes.items()}
+
+    def is_waiting(self, idx: int) -> bool:
+        node = self.nodes.get(idx)
+        return node is not None and node.deps is not None and node.count > 0
+
+    def dependents_of(self, idx: int) -> List[int]:
+        """The tasks added that wait on ``idx`` (while it is unfinished)."""
+        node = self.nodes.get(idx)
+        return list(node.dependents or ()) if node is not None else []
 
     def priority(self, idx: int) -> float:
         """The estimated time left on ``idx``'s longest chain, itself included (higher runs first)."""
-        return self.height[idx] + self.cost.get(idx, 1.0)
+        node = self.nodes[idx]
+        return node.height + node.cost
+
+    # -- changes -------------------------------------------------------------------------------------
 
     def add(
         self, idx: int, dependencies: Iterable[int], *, heights: bool = True, cost: float = 1.0
@@ -65,129 +107,121 @@ class TaskGraph:
 
         ``ready`` is True when every dependency is already finished (the task is now the caller's to
         run). ``dead_dependency`` is a dependency that failed or was skipped: the task can never run and
-        is marked dead; the caller reports it skipped. The caller checks for duplicates first.
-        ``heights=False`` skips the height update (a batch then calls ``update_heights`` once).
+        is marked dead; the caller reports it skipped and calls ``fail(idx)`` to skip what waits on it.
+        The caller checks for duplicates first. ``heights=False`` skips the height update (a batch then
+        calls ``update_heights`` once).
         """
         # A tuple or frozenset (a Task's own) is kept as it is: no copy per task.
         deps = dependencies if type(dependencies) in (tuple, frozenset) else tuple(dependencies)
-        self.dependencies[idx] = deps
-        self.height.setdefault(idx, 0)
+        nodes = self.nodes
+        node = nodes.get(idx)
+        if node is None:
+            node = nodes[idx] = _Node()
+        node.deps = deps
         if cost != 1.0:
-            self.cost[idx] = cost
+            node.cost = cost
+            if cost > self._max_cost:
+                self._max_cost = cost
+        dead = self.dead
+        finished = self.finished
+        count = 0
         for dep in deps:
-            if dep in self.dead:
-                self.dead.add(idx)
-                return False, dep
-        unfinished = 0
-        for dep in deps:
-            if dep not in self.finished:
-                if dep not in self.dependencies:
-                    self.forward = True
-                unfinished += 1
-                self.dependents.setdefault(dep, []).append(idx)
-        if heights:
-            self._raise_heights(idx)
-        if unfinished:
-            self.waiting[idx] = unfinished
-            return False, None
-        self.active.add(idx)
-        return True, None
-
-    def _raise_heights(self, idx: int) -> None:
-        """Propagate ``idx``'s height to its unfinished ancestors (only as far as heights grow).
-
-        In a DAG no height exceeds the number of tasks; a cycle (tasks added in a loop, found and
-        failed at close) would raise heights for ever, so propagation stops at that bound."""
-        bound = len(self.dependencies) * max(1.0, max(self.cost.values(), default=1.0))
-        cost = self.cost
-        stack = [idx]
-        while stack:
-            node = stack.pop()
-            above = self.height[node] + cost.get(node, 1.0)
-            if above > bound:
+            if dep in finished:
                 continue
-            for dep in self.dependencies.get(node, ()):
-                if dep in self.finished or dep in self.dead:
-                    continue
-                if self.height.get(dep, -1) < above:
-                    self.height[dep] = above
-                    stack.append(dep)
+            if dep in dead:
+                dead.add(idx)
+                node.count = _DEAD
+                return False, dep
+            count += 1
+        node.count = count
+        self.unfinished += 1
+        if count:
+            for dep in deps:
+                if dep not in finished:
+                    above = nodes.get(dep)
+                    if above is None:
+                        above = nodes[dep] = _Node()
+                    if above.deps is None:
+                        self.forward = True
+                    if above.dependents is None:
+                        above.dependents = [idx]
+                    else:
+                        above.dependents.append(idx)
+            if heights:
+                self._raise_heights(idx)
+        return count == 0, None
 
-    def update_heights(self, batch: Iterable[int]) -> None:
-        """Recompute the heights of ``batch`` and their ancestors in one pass (reverse topological)."""
-        nodes = [n for n in batch if n not in self.dead]
-        pending = {n: 0 for n in nodes}
-        for n in nodes:
-            for dep in self.dependencies[n]:
-                if dep in pending:
-                    pending[dep] += 1
-        order = [n for n in nodes if pending[n] == 0]
-        cost = self.cost
-        while order:
-            node = order.pop()
-            above = self.height[node] + cost.get(node, 1.0)
-            for dep in self.dependencies[node]:
-                if dep in pending:
-                    if self.height[dep] < above:
-                        self.height[dep] = above
-                    pending[dep] -= 1
-                    if pending[dep] == 0:
-                        order.append(dep)
-                elif dep in self.dependencies and self.height[dep] < above:
-                    self.height[dep] = above
-                    self._raise_heights(dep)
-
-    def done(self, idx: int) -> List[int]:
-        """Mark an active task finished; return the tasks this released (now active, the caller's).
+    def done(self, idx: int, value: Any = None) -> List[int]:
+        """Mark a ready or running task finished with observation ``value``; return the tasks this
+        released (now ready, the caller's).
 
         Raises ``ValueError`` when ``idx`` was never added, is still waiting, or is already over."""
-        if idx not in self.active:
+        nodes = self.nodes
+        node = nodes.get(idx)
+        if node is None or node.count or node.deps is None:
             raise ValueError(self._not_active(idx))
-        self.active.remove(idx)
-        self.finished.add(idx)
-        # What only unfinished tasks need goes: heights order ready tasks, and dependencies are read
-        # for waiting tasks (cycles, missing tasks) and for raising unfinished tasks' heights.
-        del self.dependencies[idx]
-        self.height.pop(idx, None)
-        self.cost.pop(idx, None)
+        del nodes[idx]
+        self.finished[idx] = value
+        self.unfinished -= 1
         released = []
-        for dependent in self.dependents.pop(idx, ()):
-            count = self.waiting.get(dependent)
-            if count is None:  # already dead (another dependency failed)
-                continue
-            if count == 1:
-                del self.waiting[dependent]
-                self.active.add(dependent)
-                released.append(dependent)
-            else:
-                self.waiting[dependent] = count - 1
+        if node.dependents:
+            for dependent in node.dependents:
+                waiter = nodes.get(dependent)
+                if waiter is None:  # already dead (another dependency failed)
+                    continue
+                if waiter.count == 1:
+                    waiter.count = 0
+                    released.append(dependent)
+                else:
+                    waiter.count -= 1
         return released
 
     def _not_active(self, idx: int) -> str:
-        if idx in self.waiting:
-            return f"task {idx} is still waiting on {self.waiting[idx]} of its dependencies"
+        node = self.nodes.get(idx)
+        if node is not None and node.deps is not None and node.count > 0:
+            return f"task {idx} is still waiting on {node.count} of its dependencies"
         if idx in self.finished or idx in self.dead:
             return f"task {idx} is already over"
         return f"task {idx} was never added"
 
     def fail(self, idx: int) -> List[int]:
         """Mark a task dead (failed); return every task downstream of it, now dead too (skipped)."""
-        self.active.discard(idx)
-        self.waiting.pop(idx, None)
+        nodes = self.nodes
+        node = nodes.pop(idx, None)
+        if node is not None and node.deps is not None and node.count != _DEAD:
+            self.unfinished -= 1
         self.dead.add(idx)
         skipped = []
-        stack = [idx]
+        stack = [node]
         while stack:
-            for dependent in self.dependents.pop(stack.pop(), ()):
-                if self.waiting.pop(dependent, None) is not None:
-                    self.dead.add(dependent)
-                    skipped.append(dependent)
-                    stack.append(dependent)
+            above = stack.pop()
+            if above is None or not above.dependents:
+                continue
+            for dependent in above.dependents:
+                waiter = nodes.get(dependent)
+                if waiter is None or waiter.count <= 0:  # over, or dead at its adding
+                    continue
+                del nodes[dependent]
+                self.dead.add(dependent)
+                self.unfinished -= 1
+                skipped.append(dependent)
+                stack.append(waiter)
         return skipped
+
+    def cancel_all(self) -> List[int]:
+        """Mark every unfinished task dead; return them (sorted)."""
+        pending = sorted(idx for idx, node in self.nodes.items() if node.deps is not None and node.count >= 0)
+        self.dead.update(pending)
+        self.nodes.clear()
+        self.unfinished = 0
+        return pending
+
+    # -- what can never run ------------------------------------------------------------------------
 
     def missing(self) -> List[int]:
         """Indices that waiting tasks depend on but that were never added (sorted)."""
-        return sorted(dep for dep in self.dependents if dep not in self.dependencies)
+        return sorted(idx for idx, node in self.nodes.items()
+                      if node.deps is None and node.dependents and idx not in self.dead)
 
     def find_cycle(self) -> List[int]:
         """A dependency cycle among waiting tasks, as ``[a, b, ..., a]``, or ``[]`` if there is none
@@ -197,13 +231,58 @@ class TaskGraph:
         (``forward`` False) the answer is ``[]`` at once."""
         if not self.forward:
             return []
-        return find_cycle({idx: self.dependencies.get(idx, ()) for idx in sorted(self.waiting)})
+        nodes = self.nodes
+        return find_cycle({idx: nodes[idx].deps for idx in sorted(self.waiting)})  # type: ignore[misc]
 
-    def cancel_all(self) -> List[int]:
-        """Mark every unfinished task dead; return them (sorted)."""
-        pending = sorted(set(self.waiting) | self.active)
-        self.dead.update(pending)
-        self.waiting.clear()
-        self.active.clear()
-        self.dependents.clear()
-        return pending
+    # -- heights -----------------------------------------------------------------------------------
+
+    def _raise_heights(self, idx: int) -> None:
+        """Propagate ``idx``'s height to its unfinished ancestors (only as far as heights grow).
+
+        In a DAG no height exceeds the number of tasks times the largest cost; a cycle (tasks added in
+        a loop, found and failed at close) would raise heights for ever, so propagation stops there."""
+        nodes = self.nodes
+        bound = (self.unfinished + 1) * self._max_cost
+        stack = [nodes[idx]]
+        while stack:
+            node = stack.pop()
+            above = node.height + node.cost
+            if above > bound or not node.deps:
+                continue
+            for dep in node.deps:
+                upper = nodes.get(dep)
+                if upper is not None and upper.height < above and upper.count >= 0:
+                    upper.height = above
+                    stack.append(upper)
+
+    def update_heights(self, batch: Iterable[int]) -> None:
+        """Recompute the heights of ``batch`` and their ancestors in one pass (reverse topological)."""
+        nodes = self.nodes
+        members = {}
+        for idx in batch:
+            node = nodes.get(idx)
+            if node is not None and node.count >= 0 and node.deps is not None:
+                members[idx] = node
+        pending = dict.fromkeys(members, 0)
+        for node in members.values():
+            for dep in node.deps:  # type: ignore[union-attr]
+                if dep in pending:
+                    pending[dep] += 1
+        order = [node for idx, node in members.items() if pending[idx] == 0]
+        while order:
+            node = order.pop()
+            above = node.height + node.cost
+            for dep in node.deps:  # type: ignore[union-attr]
+                if dep in pending:
+                    upper = members[dep]
+                    if upper.height < above:
+                        upper.height = above
+                    pending[dep] -= 1
+                    if pending[dep] == 0:
+                        order.append(upper)
+                else:
+                    upper = nodes.get(dep)
+                    if upper is not None and upper.height < above and upper.count >= 0:
+                        upper.height = above
+                        if upper.deps is not None:
+                            self._raise_heights(dep)

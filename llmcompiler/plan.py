@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import FrozenInstanceError
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, Iterable, Iterator, Mapping, Optional, Set, Tuple
 
 from .errors import PlanError, RenderError, SubstitutionError
 from .text import exact_text, short_repr
@@ -67,16 +67,19 @@ MAX_INDEX = 10 ** _MAX_INDEX_DIGITS - 1  # task indices are 1 .. MAX_INDEX, in p
 _WHOLE_REFERENCE = re.compile(r"\$(?:\{([0-9]+)\}|([0-9]+))")
 # A reference inside text. "$5.00" is money, not task 5: a bare $N must not be followed by ".digit".
 _INLINE_REFERENCE = re.compile(r"\$(?:\{([0-9]{1,18})\}|([0-9]{1,18})(?![0-9]|\.[0-9]))")
-_EMPTY: frozenset = frozenset()
+_NO_DEPENDENCIES: frozenset = frozenset()
 _VALIDATION_NAMES = ("validate_tasks", "check_new_tasks", "find_cycle", "duplicate_error", "self_reference_error",
                      "missing_dependency_error", "unknown_reference_error", "cycle_error")
 
 
-def _reference_number(match: "re.Match[str]") -> int:
-    digits = match.group(1) or match.group(2)
+def _reference_value(digits: str) -> int:
     if len(digits) > _MAX_INDEX_DIGITS:
         raise PlanError(f"the reference ${digits[:20]}... names no task: its number is too large")
     return int(digits)
+
+
+def _reference_number(match: "re.Match[str]") -> int:
+    return _reference_value(match.group(1) or match.group(2))
 
 
 def whole_reference(value: Any) -> Optional[int]:
@@ -84,6 +87,10 @@ def whole_reference(value: Any) -> Optional[int]:
 
     Raises ``PlanError`` when N has more than 18 digits."""
     if type(value) is str and "$" in value:
+        if value[0] == "$":  # the common "$N", read without the regular expression
+            digits = value[1:]
+            if digits.isascii() and digits.isdigit():
+                return _reference_value(digits)
         match = _WHOLE_REFERENCE.fullmatch(value)
         if match:
             return _reference_number(match)
@@ -164,29 +171,35 @@ def _is_index(value: Any) -> bool:
     return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def _frozen_dependencies(value: Any, idx: Any) -> frozenset:
-    """``value`` (a list, tuple or set of task indices) as a frozenset of ints. Raises ``PlanError``."""
+def _dependency_tuple(value: Any, idx: Any) -> Tuple[int, ...]:
+    """``value`` (a list, tuple or set of task indices) as a sorted tuple of distinct ints. Raises
+    ``PlanError``."""
     kind = type(value)
     if kind is not list and kind is not tuple and kind is not frozenset and kind is not set:
         if not isinstance(value, (list, tuple, set, frozenset)):
             raise PlanError(f"task {short_repr(idx, 40)}: 'dependencies' must be a list of task indices, got "
                             f"{type(value).__name__}", task=idx if _is_index(idx) else None)
     if not value:
-        return _EMPTY
-    try:
-        deps = value if kind is frozenset else frozenset(value)
-    except TypeError:  # an unhashable item: reported below
-        deps = value
-    for dep in deps:
+        return ()
+    for dep in value:
         if type(dep) is not int or dep < 1 or dep > MAX_INDEX:
             break
     else:
-        return deps
+        return tuple(sorted(set(value))) if len(value) > 1 else tuple(value)
     for dep in value:
         if not _is_index(dep) or not 0 < dep <= MAX_INDEX:
             raise PlanError(f"task {short_repr(idx, 40)}: dependencies must be task indices (positive ints of at "
                             f"most 18 digits), got {short_repr(dep, 60)}", task=idx if _is_index(idx) else None)
-    return frozenset(int(dep) for dep in value)  # int subclasses (an IntEnum) as plain ints
+    return tuple(sorted({int(dep) for dep in value}))  # int subclasses (an IntEnum) as plain ints
+
+
+def _with_references(deps: Tuple[int, ...], whole: Optional[Set[int]], in_kwargs: Optional[Set[int]]
+                     ) -> Tuple[int, ...]:
+    """``deps`` with the whole-argument references added (sorted, distinct)."""
+    if not whole and not in_kwargs:
+        return deps
+    found = set(deps).union(whole or (), in_kwargs or ())
+    return deps if len(found) == len(deps) else tuple(sorted(found))
 
 
 def _task_check(idx: Any, tool: Any) -> None:
@@ -199,6 +212,7 @@ def _task_check(idx: Any, tool: Any) -> None:
 
 
 _FIELDS = ("idx", "tool", "args", "kwargs", "dependencies", "thought")
+_SLOTS = ("idx", "tool", "args", "kwargs", "dependency_indices", "thought")
 
 
 class Task:
@@ -210,31 +224,37 @@ class Task:
     those that name an earlier task). Equality compares everything but ``thought``; the hash is
     ``(idx, tool)``. Raises ``PlanError`` for a non-positive index, an empty tool name, non-integer
     dependencies, arguments nested deeper than ``MAX_NESTING`` or a reference number over 18 digits.
+    ``dependencies`` reads as a frozenset; ``dependency_indices`` holds the same indices as a sorted
+    tuple (what is stored: a tuple of a few ints is a quarter of the size of a frozenset).
     """
 
-    __slots__ = _FIELDS
+    __slots__ = _SLOTS
     __match_args__ = _FIELDS
     idx: int
     tool: str
     args: Tuple[Any, ...]
     kwargs: Dict[str, Any]
-    dependencies: frozenset
+    dependency_indices: Tuple[int, ...]  # the dependencies, sorted: what the scheduler reads
     thought: Optional[str]
 
     def __init__(self, idx: int, tool: str, args: Iterable[Any] = (), kwargs: Optional[Mapping[str, Any]] = None,
-                 dependencies: Iterable[int] = _EMPTY, thought: Optional[str] = None) -> None:
+                 dependencies: Iterable[int] = (), thought: Optional[str] = None) -> None:
         _task_check(idx, tool)
         args = tuple(args)
         kwargs = dict(kwargs) if kwargs else {}
-        deps = _frozen_dependencies(dependencies, idx)
+        deps = _dependency_tuple(dependencies, idx)
         try:
             whole = _whole_references(args)
             in_kwargs = _whole_references(kwargs.values())
         except PlanError as error:
             raise PlanError(f"task {idx}: {error}", task=idx) from None
-        if whole or in_kwargs:
-            deps = deps.union(whole or (), in_kwargs or ())
-        _init(self, int(idx), tool, args, kwargs, deps, thought)
+        _init(self, int(idx), tool, args, kwargs, _with_references(deps, whole, in_kwargs), thought)
+
+    @property
+    def dependencies(self) -> frozenset:
+        """The indices of the tasks this one waits for (a new frozenset; ``dependency_indices`` is the
+        same as a sorted tuple, without building a set)."""
+        return frozenset(self.dependency_indices) if self.dependency_indices else _NO_DEPENDENCIES
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Task":
@@ -269,7 +289,7 @@ class Task:
             raise PlanError(f"task {short_repr(idx, 40)}: 'args' must be a dict or a list, got "
                             f"{type(raw_args).__name__}", task=idx if _is_index(idx) else None)
         task = object.__new__(cls)
-        _checked_init(task, idx, tool, args, kwargs, data.get("dependencies", _EMPTY), data.get("thought"))
+        _checked_init(task, idx, tool, args, kwargs, data.get("dependencies", ()), data.get("thought"))
         return task
 
     def to_dict(self) -> Dict[str, Any]:
@@ -291,7 +311,8 @@ class Task:
         if type(other) is not type(self):
             return NotImplemented
         return (self.idx == other.idx and self.tool == other.tool and self.args == other.args  # type: ignore
-                and self.kwargs == other.kwargs and self.dependencies == other.dependencies)  # type: ignore
+                and self.kwargs == other.kwargs
+                and self.dependency_indices == other.dependency_indices)  # type: ignore
 
     def __hash__(self) -> int:
         return hash((self.idx, self.tool))
@@ -308,15 +329,15 @@ class Task:
         raise FrozenInstanceError(f"cannot delete field {name!r}: a Task is immutable")
 
     def __reduce__(self) -> Tuple[Any, ...]:
-        return (type(self), (self.idx, self.tool, self.args, self.kwargs, self.dependencies, self.thought))
+        return (type(self), (self.idx, self.tool, self.args, self.kwargs, self.dependency_indices, self.thought))
 
 
 # The slot setters: the only way a Task's fields are ever written (once, while it is built).
-_SETTERS = tuple(getattr(Task, name).__set__ for name in _FIELDS)
+_SETTERS = tuple(getattr(Task, name).__set__ for name in _SLOTS)
 
 
 def _init(task: Task, idx: int, tool: str, args: Tuple[Any, ...], kwargs: Dict[str, Any],
-          dependencies: frozenset, thought: Optional[str]) -> None:
+          dependencies: Tuple[int, ...], thought: Optional[str]) -> None:
     set_idx, set_tool, set_args, set_kwargs, set_deps, set_thought = _SETTERS
     set_idx(task, idx)
     set_tool(task, tool)
@@ -330,24 +351,23 @@ def _checked_init(task: Task, idx: Any, tool: Any, args: Tuple[Any, ...], kwargs
                   dependencies: Any, thought: Optional[str]) -> None:
     """``Task.__init__`` for arguments ``from_dict`` already made its own tuple and dict."""
     _task_check(idx, tool)
-    deps = _frozen_dependencies(dependencies, idx)
+    deps = _dependency_tuple(dependencies, idx)
     try:
         whole = _whole_references(args) if args else None
-        in_kwargs = _whole_references(kwargs.values())
+        in_kwargs = _whole_references(kwargs.values()) if kwargs else None
     except PlanError as error:
         raise PlanError(f"task {idx}: {error}", task=idx) from None
-    if (whole and not whole <= deps) or (in_kwargs and not in_kwargs <= deps):
-        deps = deps.union(whole or (), in_kwargs or ())
-    _init(task, idx if type(idx) is int else int(idx), tool, args, kwargs, deps, thought)
+    _init(task, idx if type(idx) is int else int(idx), tool, args, kwargs, _with_references(deps, whole, in_kwargs),
+          thought)
 
 
-def trusted_task(idx: int, tool: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], dependencies: frozenset,
+def trusted_task(idx: int, tool: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], dependencies: Iterable[int],
                  thought: Optional[str]) -> Task:
     """A ``Task`` from fields already checked, with every whole reference in ``dependencies``.
 
     For the parser, which has read and checked them itself (internal: no check is repeated here)."""
     task = object.__new__(Task)
-    _init(task, idx, tool, args, kwargs, dependencies, thought)
+    _init(task, idx, tool, args, kwargs, tuple(sorted(dependencies)), thought)
     return task
 
 
@@ -372,11 +392,11 @@ def resolve(task: Task, observation: Callable[[int], Any]) -> Tuple[Tuple[Any, .
     argument when an observation's ``str()`` fails while it is written into text. This runs once per
     task on the scheduler's hot path: plain values cost one type check.
     """
-    deps = task.dependencies
+    deps = task.dependency_indices
     if not deps:
         return task.args, task.kwargs
     try:
-        args = tuple([_resolved(value, deps, observation) for value in task.args])
+        args = tuple([_resolved(value, deps, observation) for value in task.args]) if task.args else ()
         kwargs = {key: _resolved(value, deps, observation) for key, value in task.kwargs.items()}
     except _Unrenderable as failure:
         argument = _failing_argument(task, observation)
@@ -390,23 +410,27 @@ def _failing_argument(task: Task, observation: Callable[[int], Any]) -> str:
     """Which argument of ``task`` cannot be resolved: ``argument 2`` or ``argument 'q'`` (error path only)."""
     for position, value in enumerate(task.args, 1):
         try:
-            _resolved(value, task.dependencies, observation)
+            _resolved(value, task.dependency_indices, observation)
         except _Unrenderable:
             return f"argument {position}"
     for key, value in task.kwargs.items():
         try:
-            _resolved(value, task.dependencies, observation)
+            _resolved(value, task.dependency_indices, observation)
         except _Unrenderable:
             return f"argument {short_repr(key, 60)}"
     return "an argument"
 
 
-def _resolved(value: Any, deps: frozenset, observation: Callable[[int], Any]) -> Any:
+def _resolved(value: Any, deps: Collection[int], observation: Callable[[int], Any]) -> Any:
     # Recursion is bounded: a task's arguments nest at most MAX_NESTING containers deep.
     kind = type(value)
     if kind is str:
         if "$" not in value:
             return value
+        if value[0] == "$":  # the common "$N", read without the regular expression
+            digits = value[1:]
+            if digits.isascii() and digits.isdigit():
+                return observation(int(digits))
         match = _WHOLE_REFERENCE.fullmatch(value)
         if match:
             return observation(int(match.group(1) or match.group(2)))

@@ -20,7 +20,8 @@ threads below, always under the lock, unless said otherwise:
     _ready        ready tasks by kind (ReadyQueue)
     _attempts     idx -> the Attempt running now; _tries, _breakages: counts per task
     _failures     idx -> TaskFailure
-    _observed     idx -> observation; RunContext views read it without the lock (a dict read is atomic)
+    _observed     idx -> observation (written by ``_graph.done``, the graph's ``finished``); RunContext
+                  views read it without the lock (a dict read is atomic)
     _log          the EventLog: appended under the lock, read without it (append-only)
     _slotted      held tasks that were handed their tool's max_concurrency slot
     _handoffs     HeldTasks of other runs handed a slot here, resumed once the lock is released
@@ -144,7 +145,12 @@ class Run(Settling):
 
     def add_many(self, tasks: Iterable[TaskLike]) -> None:
         """Add several tasks at once (cheaper than one by one: priorities are computed once)."""
-        batch = [task if isinstance(task, Task) else Task.from_dict(task) for task in tasks]
+        self._add_batch([task if isinstance(task, Task) else Task.from_dict(task) for task in tasks], False)
+
+    def _add_batch(self, batch: List[Task], validated: bool) -> None:
+        """``add_many`` of ``Task``s; ``validated``: the batch passed ``validate_tasks`` against this
+        run's ``known`` observations and the run has no tasks yet (``Engine.run``), so duplicates and
+        self-references are not looked for again."""
         check = self._parts.tools.check
         tools = self._tool_by_name
         for task in batch:
@@ -156,10 +162,13 @@ class Run(Settling):
         with self._lock:
             if self._closed:
                 raise RunClosedError("tasks cannot be added to a run that was closed or cancelled")
-            check_new_tasks(batch, self._tasks, self._graph.finished)
+            if not (validated and not self._tasks):
+                check_new_tasks(batch, self._tasks, self._graph.finished)
             single = len(batch) == 1
+            now = time.perf_counter()
+            costs: Dict[str, float] = {}
             for task in batch:
-                self._admit(task, single)
+                self._admit(task, single, now, costs)
             if not single:
                 self._graph.update_heights(task.idx for task in batch)
                 self._ready.reprioritise(self._graph.priority)
@@ -267,15 +276,20 @@ class Run(Settling):
         self._parts.backends.check_tool(tool, task, self._shared_store)
         return tool
 
-    def _admit(self, task: Task, heights: bool) -> None:
+    def _admit(self, task: Task, heights: bool, now: float, costs: Dict[str, float]) -> None:
+        """Under the lock: add one task of a batch admitted at ``now``; ``costs`` caches each tool's
+        estimate for the batch."""
         idx = task.idx
         self._tasks[idx] = task
-        now = time.perf_counter()
         self._log.append(_QUEUED, idx, now)
-        cost = self._parts.stats.estimate(task.tool) if self._parts.by_time else 1.0
-        ready, dead = self._graph.add(idx, task.dependencies, heights=heights, cost=cost)
+        cost = costs.get(task.tool)
+        if cost is None:
+            cost = costs[task.tool] = self._parts.stats.estimate(task.tool) if self._parts.by_time else 1.0
+        ready, dead = self._graph.add(idx, task.dependency_indices, heights=heights, cost=cost)
         if dead is not None:
             self._record_failure(TaskFailure(idx, task.tool, "skipped", cause=dead), now)
+            for skipped in self._graph.fail(idx):  # tasks added earlier that wait on it
+                self._record_failure(TaskFailure(skipped, self._tasks[skipped].tool, "skipped", cause=idx), now)
         elif ready:
             self._push_ready(idx)
 
@@ -287,15 +301,14 @@ class Run(Settling):
         """At close: tasks waiting on never-added tasks, or in a cycle, can never run."""
         now = time.perf_counter()
         for missing in self._graph.missing():
-            for idx in sorted(self._graph.dependents.get(missing, ())):
-                if idx in self._graph.waiting:
+            for idx in sorted(self._graph.dependents_of(missing)):
+                if self._graph.is_waiting(idx):
                     self._fail_task(idx, "invalid", missing_dependency_error(idx, missing), now)
         cycle = self._graph.find_cycle()
         while cycle:
             err = cycle_error(cycle)
             members = cycle[:-1]
             for idx in members:  # every member fails for the cycle; none is merely "skipped"
-                self._graph.waiting.pop(idx, None)
                 self._record_failure(self._failure(idx, "invalid", err), now)
             for idx in members:
                 for skipped in self._graph.fail(idx):
@@ -307,7 +320,8 @@ class Run(Settling):
     # -- taking a ready task (under the lock) ------------------------------------------------------
 
     def _take(self, kind: str, worker: Optional[str]) -> Optional[Attempt]:
-        """Pop and start the best runnable ready task of ``kind``, or None when there is none."""
+        """Pop and start the best runnable ready task of ``kind``, or None when there is none. A
+        thread-lane ``worker`` taking it starts it now: its ``started`` event is stamped here."""
         ready = self._ready
         while not self._cancelled:
             idx = ready.pop(kind)
@@ -320,12 +334,14 @@ class Run(Settling):
                     self._slotted.discard(idx)
                 elif not self._parts.limits.acquire_or_hold(tool.name, tool.max_concurrency, self, idx):
                     continue  # held: the slot will be handed to it when a call of the tool ends
-            attempt = self._prepare(idx, task, tool, worker)
+            attempt = self._prepare(idx, task, tool)
             if attempt is not None:
+                if worker is not None:
+                    self._log.append(_STARTED, idx, time.perf_counter(), worker)
                 return attempt
         return None
 
-    def _prepare(self, idx: int, task: Task, tool: Tool, worker: Optional[str]) -> Optional[Attempt]:
+    def _prepare(self, idx: int, task: Task, tool: Tool) -> Optional[Attempt]:
         """Resolve the task's arguments and record its start; None if it settled instead (its
         arguments could not be resolved, or the cache answered it)."""
         step = "resolving arguments"
@@ -370,7 +386,7 @@ class Run(Settling):
         how many calls were made."""
         quick, calls = False, 0
         with self._lock:
-            attempt = self._take_thread(worker)
+            attempt = self._take("thread", worker)
         while attempt is not None:
             lane.calls += 1
             calls += 1
@@ -393,20 +409,13 @@ class Run(Settling):
                 outcome = self._store_outcome(attempt, outcome)
             with self._lock:
                 self._settle_guarded(attempt, outcome)
-                attempt = None if lane.others_waiting(self) else self._take_thread(worker)
+                attempt = None if lane.others_waiting(self) else self._take("thread", worker)
                 kinds = self._ready.kinds() if self._ready.count else ()
             if attempt is None or len(kinds) > 1 or (kinds and kinds[0] != "thread"):
                 self._offer(kinds, wake=False)
             elif self._listeners or self._handoffs or self._abandoned != self._lent or self._notes:
                 self._after()
         return quick, calls
-
-    def _take_thread(self, worker: str) -> Optional[Attempt]:
-        """Under the lock: take the best ready thread task and stamp its start."""
-        attempt = self._take("thread", worker)
-        if attempt is not None:
-            self._log.append(_STARTED, attempt.idx, time.perf_counter(), worker)
-        return attempt
 
     def _call(self, attempt: Attempt, tool: Tool, worker: str) -> Outcome:
         """Run a thread tool's call here, in the caller's context when it has any variables."""

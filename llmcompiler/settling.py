@@ -2,7 +2,7 @@
 
 ``Settling`` is the half of ``scheduler.Run`` that records outcomes; it is a mixin of ``Run`` and owns
 no state of its own: every method here reads and writes the run's state under the run's lock (the
-methods named ``_settle*``, ``_observe``, ``_fail*``, ``_record_failure``, ``_cancel_all``,
+methods named ``_settle*``, ``_explained``, ``_fail*``, ``_record_failure``, ``_cancel_all``,
 ``_check_over`` and ``_resume_held`` expect the caller to hold it; ``_record``, ``_expire``,
 ``_retry``, ``_guarded`` and ``resume_held`` take it themselves). See ``scheduler`` for the state and
 the lock order.
@@ -91,24 +91,26 @@ class Settling:
                 self._abandoned -= 1  # an abandoned thread call came back at last
             return
         error = outcome.error
-        if isinstance(error, BrokenProcessPool):
-            error = self._breakage(attempt, error)
+        if error is not None:
+            error = self._explained(attempt, error)
             if error is None:
                 return  # resubmitted: it was only caught in another worker's death
-        elif isinstance(error, WorkerReturnError):  # the engine's words: say which task
-            error = WorkerReturnError(f"task {idx}: tool '{tool.name}': {error}")
-        elif error is not None and attempt.kind == "process" and is_pickling_error(error):
-            error = explain_pickling(idx, tool.name, attempt.args, attempt.kwargs, error)
-        elif isinstance(error, CancelledError) and not self._cancelled:
-            error = TaskTimeoutError(f"task {idx}: tool '{tool.name}' was cancelled by its executor")
         del self._attempts[idx]
         if attempt.timer is not None:
             self._parts.timers.cancel(attempt.timer)
         if attempt.kind != "thread" and outcome.started:
             self._log.append(_STARTED, idx, outcome.started, outcome.worker)
         now = outcome.finished or time.perf_counter()
-        if error is None:
-            self._observe(idx, outcome.value, now, outcome.worker, cached, attempt.cache_key)
+        if error is None:  # observed: its dependents may be ready now
+            released = self._graph.done(idx, outcome.value)  # recorded there (the run's _observed)
+            self._log.append(_FINISHED, idx, now, outcome.worker, cached)
+            if attempt.cache_key is not None and not cached:
+                self._cache.remember(attempt.cache_key, outcome.value)  # type: ignore[attr-defined]
+            if released:
+                for ready in released:
+                    self._push_ready(ready)
+            elif self._closed:
+                self._check_over()
             return
         if attempt.number <= tool.retries and isinstance(error, tool.retry_on) and not self._cancelled \
                 and not outcome.step:
@@ -124,18 +126,20 @@ class Settling:
             self._note(logging.WARNING, "%s", message_of(error))  # it names the task and the tool
         self._fail_task(idx, kind, error, now, outcome.worker, outcome.step, attempt, outcome.traceback)
 
-    def _observe(self, idx: int, value: Any, now: float, worker: Optional[str], cached: bool,
-                 key: Any) -> None:
-        self._observed[idx] = value
-        self._log.append(_FINISHED, idx, now, worker, cached)
-        if key is not None and not cached:
-            self._cache.remember(key, value)  # type: ignore[union-attr]
-        released = self._graph.done(idx)
-        if released:
-            for ready in released:
-                self._push_ready(ready)
-        elif self._closed:
-            self._check_over()
+    def _explained(self, attempt: Attempt, error: BaseException) -> Optional[BaseException]:
+        """The error a failed attempt is recorded with, in the engine's words where the engine's
+        machinery failed; None when the attempt was resubmitted instead (a pool breakage it was only
+        caught in)."""
+        idx, tool = attempt.idx, attempt.tool
+        if isinstance(error, BrokenProcessPool):
+            return self._breakage(attempt, error)
+        if isinstance(error, WorkerReturnError):  # the engine's words: say which task
+            return WorkerReturnError(f"task {idx}: tool '{tool.name}': {error}")
+        if attempt.kind == "process" and is_pickling_error(error):
+            return explain_pickling(idx, tool.name, attempt.args, attempt.kwargs, error)
+        if isinstance(error, CancelledError) and not self._cancelled:
+            return TaskTimeoutError(f"task {idx}: tool '{tool.name}' was cancelled by its executor")
+        return error
 
     def _breakage(self, attempt: Attempt, cause: BaseException) -> Optional[BaseException]:
         """A process pool broke under this attempt: resubmit it (None) or return its error."""

@@ -85,7 +85,7 @@ def check_new_tasks(batch: Iterable[Task], *taken: Any, known: Any = ()) -> None
             raise duplicate_error(idx, earlier_plan=True)
         if idx in seen or (taken and any(idx in used for used in taken)):
             raise duplicate_error(idx)
-        if idx in task.dependencies:
+        if idx in task.dependency_indices:
             raise self_reference_error(idx)
         seen.add(idx)
 
@@ -145,11 +145,11 @@ def validate_tasks(tasks: Iterable[Union[Task, Mapping[str, Any]]], *, known: It
     known_indices = frozenset(known)
     result = [_as_task(item, position) for position, item in enumerate(tasks, 1)]
     check_new_tasks(result, known=known_indices)
-    listed = {task.idx: task.dependencies for task in result}
+    listed = {task.idx: task.dependency_indices for task in result}
     for task in result:
-        for dep in task.dependencies:
+        for dep in task.dependency_indices:
             if dep not in listed and dep not in known_indices:
-                raise missing_dependency_error(task.idx, min(d for d in task.dependencies
+                raise missing_dependency_error(task.idx, min(d for d in task.dependency_indices
                                                              if d not in listed and d not in known_indices))
     cycle = find_cycle(listed)
     if cycle:

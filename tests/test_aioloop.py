@@ -172,3 +172,25 @@ def test_a_lane_reports_the_executors_own_failure_on_the_future():
     lane = ExecutorLane(executor)
     with pytest.raises(RuntimeError):
         lane.submit(fx.square, (2,), {})
+
+
+def test_a_context_entered_by_another_thread_can_still_submit(loop):
+    """Two threads of one run submit at once with the run's one Context: neither may be refused
+    (a Context can be entered by one thread at a time; each submission enters a copy)."""
+    context = contextvars.copy_context()
+    context.run(request_id.set, "shared")
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        inside.set()
+        leave.wait(WAIT)
+
+    holder = threading.Thread(target=context.run, args=(hold,))
+    holder.start()
+    try:
+        assert inside.wait(WAIT)
+        outcome = loop.submit(echo, ("x",), {}, context).result(WAIT)
+    finally:
+        leave.set()
+        holder.join(WAIT)
+    assert outcome.error is None and outcome.value[:2] == ("x", "shared")

@@ -172,3 +172,21 @@ def _downstream(idx, deps):
                 found.add(task)
                 changed = True
     return found
+
+
+def test_a_task_dead_at_its_adding_skips_the_tasks_already_waiting_on_it():
+    graph = TaskGraph()
+    graph.add(2, [3])            # waits on 3, not added yet
+    graph.add(1, [])
+    graph.fail(1)
+    assert graph.add(3, [1]) == (False, 1)
+    assert graph.fail(3) == [2]  # what the scheduler calls next
+    assert graph.unfinished == 0 and graph.dead == {1, 2, 3} and graph.missing() == []
+
+
+def test_done_records_the_observation_in_finished():
+    observed = {7: "earlier"}
+    graph = TaskGraph(observed)
+    assert graph.add(1, [7]) == (True, None)
+    graph.done(1, "value")
+    assert observed == {7: "earlier", 1: "value"} and graph.finished is observed

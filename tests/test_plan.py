@@ -803,8 +803,9 @@ def test_task_pickles_and_copies():
 def test_task_field_types():
     task = Task.from_dict({"idx": 1, "tool_name": "t", "args": ["a"], "dependencies": [2, 3]})
     assert type(task.args) is tuple and type(task.kwargs) is dict and type(task.dependencies) is frozenset
-    assert task.dependencies == {2, 3}
+    assert task.dependencies == {2, 3} and task.dependency_indices == (2, 3)
     assert Task(1, "t").dependencies is Task(2, "t").dependencies  # one shared empty set
+    assert Task(3, "t", ("$2", "$1"), dependencies={2, 2}).dependency_indices == (1, 2)  # sorted, distinct
 
 
 @pytest.mark.parametrize("idx", [0, -1, True, 1.0, "1", None, 10 ** 18, 10 ** 5000],

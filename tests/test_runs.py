@@ -226,3 +226,23 @@ def test_an_engine_keeps_no_finished_run():
         gc.collect()
         assert not list(engine._runs)
     assert run_ref() is None
+
+
+def test_a_task_added_after_its_dependency_failed_skips_what_already_waits_on_it():
+    """Task 2 waits on task 3 (not added yet); task 1 fails; task 3, added after, depends on task 1:
+    3 is skipped at once, and so is 2, so the run ends instead of waiting on 2 for ever."""
+    def fail():
+        raise ValueError("no")
+
+    with Engine({"fail": fail, "noop": lambda *args: 1}) as engine:
+        run = engine.start()
+        run.add(Task(2, "noop", dependencies=[3]))
+        run.add(Task(1, "fail"))
+        for event in run:
+            if event.kind == "failed":
+                break
+        run.add(Task(3, "noop", ("$1",)))
+        run.close()
+        result = run.wait(WAIT)
+    assert {idx: (f.kind, f.cause) for idx, f in result.failures.items()} == {
+        1: ("failed", None), 2: ("skipped", 3), 3: ("skipped", 1)}
