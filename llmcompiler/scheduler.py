@@ -16,7 +16,7 @@ One run's, all guarded by ``Run._lock`` (``Run._changed`` is a condition on it).
 threads below, always under the lock, unless said otherwise:
 
     _graph        dependency counts, dependents, heights and costs (TaskGraph)
-    _tasks        idx -> Task; _tool_by_name, _extras: each tool's Tool and (context parameter, cache)
+    _tasks        idx -> Task; _uses: tool name -> ToolUse (the Tool, where it runs, its options)
     _ready        ready tasks by kind (ReadyQueue)
     _attempts     idx -> the Attempt running now; _tries, _breakages: counts per task
     _failures     idx -> TaskFailure
@@ -75,7 +75,17 @@ _QUEUED, _SUBMITTED, _STARTED = CODE["queued"], CODE["submitted"], CODE["started
 _QUICK_CALL = 50e-6  # a thread call shorter than this is run by a worker already awake
 _PROCESS_BATCH = 16  # process calls in one work item at most (only when many are ready)
 _log = logging.getLogger("llmcompiler")
+_outcome = Outcome._make  # an Outcome from a tuple of all its fields: half the cost of Outcome(...)
 _tokens = itertools.count(1)  # process-wide unique attempt tokens (shared-memory slot values)
+
+
+class ToolUse(NamedTuple):
+    """What a run knows of a tool its tasks call, looked up once per run."""
+
+    tool: Tool
+    kind: str                          # where it runs: Tool.executor
+    context_parameter: Optional[str]   # the parameter a RunContext is passed in, if any
+    cache: bool                        # answered from the question's CallCache when seen before
 
 
 class RunParts(NamedTuple):
@@ -112,8 +122,7 @@ class Run(Settling):
         self._changed = threading.Condition(self._lock)
         self._graph = TaskGraph(self._observed)
         self._tasks: Dict[int, Task] = {}
-        self._tool_by_name: Dict[str, Tool] = {}
-        self._extras: Dict[str, Tuple[Optional[str], bool]] = {}  # tool -> (context parameter, cache)
+        self._uses: Dict[str, ToolUse] = {}
         self._ready = ReadyQueue()
         self._attempts: Dict[int, Attempt] = {}
         self._failures: Dict[int, TaskFailure] = {}
@@ -152,13 +161,13 @@ class Run(Settling):
         run's ``known`` observations and the run has no tasks yet (``Engine.run``), so duplicates and
         self-references are not looked for again."""
         check = self._parts.tools.check
-        tools = self._tool_by_name
+        uses = self._uses
         for task in batch:
             check(task)
-            if task.tool not in tools:
-                tool = tools[task.tool] = self._admissible_tool(task)
-                self._extras[tool.name] = (getattr(tool, "context_parameter", None),
-                                           bool(getattr(tool, "cache", False)))
+            if task.tool not in uses:
+                tool = self._admissible_tool(task)
+                uses[task.tool] = ToolUse(tool, tool.executor, getattr(tool, "context_parameter", None),
+                                          bool(getattr(tool, "cache", False)))
         with self._lock:
             if self._closed:
                 raise RunClosedError("tasks cannot be added to a run that was closed or cancelled")
@@ -295,7 +304,7 @@ class Run(Settling):
 
     def _push_ready(self, idx: int) -> None:
         task = self._tasks[idx]
-        self._ready.push(self._tool_by_name[task.tool].executor, self._graph.priority(idx), idx)
+        self._ready.push(self._uses[task.tool].kind, self._graph.priority(idx), idx)
 
     def _fail_unreachable(self) -> None:
         """At close: tasks waiting on never-added tasks, or in a cycle, can never run."""
@@ -328,29 +337,35 @@ class Run(Settling):
             if idx is None:
                 return None
             task = self._tasks[idx]
-            tool = self._tool_by_name[task.tool]
+            use = self._uses[task.tool]
+            tool = use.tool
             if tool.max_concurrency is not None:
                 if idx in self._slotted:
                     self._slotted.discard(idx)
                 elif not self._parts.limits.acquire_or_hold(tool.name, tool.max_concurrency, self, idx):
                     continue  # held: the slot will be handed to it when a call of the tool ends
-            attempt = self._prepare(idx, task, tool)
+            try:
+                attempt = self._prepare(idx, task, use)
+            except Exception as err:  # past _prepare's own guard: still only this task fails
+                self._attempts.pop(idx, None)
+                self._fail_task(idx, "failed", err, time.perf_counter(), step="preparing the call")
+                continue
             if attempt is not None:
                 if worker is not None:
                     self._log.append(_STARTED, idx, time.perf_counter(), worker)
                 return attempt
         return None
 
-    def _prepare(self, idx: int, task: Task, tool: Tool) -> Optional[Attempt]:
+    def _prepare(self, idx: int, task: Task, use: ToolUse) -> Optional[Attempt]:
         """Resolve the task's arguments and record its start; None if it settled instead (its
         arguments could not be resolved, or the cache answered it)."""
+        tool = use.tool
         step = "resolving arguments"
         try:
             args, kwargs = resolve(task, self._observed.__getitem__)
-            context_parameter, cacheable = self._extras[tool.name]
-            number = self._tries.pop(idx, 0) + 1
-            attempt = Attempt(idx, number, next(_tokens), args, kwargs, tool)
-            if cacheable and self._cache is not None:
+            number = self._tries.pop(idx, 0) + 1 if self._tries else 1
+            attempt = Attempt(idx, number, next(_tokens), args, kwargs, tool, use.kind)
+            if use.cache and self._cache is not None:
                 step = "looking up the cache"
                 # the key is the call as planned: a RunContext given to the tool is not part of it
                 attempt.cache_key = call_key(tool.name, args, kwargs)
@@ -362,10 +377,10 @@ class Run(Settling):
                         self._settle(attempt, Outcome(value, None, "", time.perf_counter(), 0.0, "cache"),
                                      cached=True)
                         return None
-            if context_parameter is not None:
+            if use.context_parameter is not None:
                 step = "building the RunContext"
                 view = self._parts.backends.context_view(tool, self)
-                attempt.kwargs = {**kwargs, context_parameter: RunContext(idx, view)}
+                attempt.kwargs = {**kwargs, use.context_parameter: RunContext(idx, view)}
         except Exception as err:  # the engine's own step failed: that task fails, the run goes on
             self._release_slot(tool)
             kind = "invalid" if isinstance(err, KeyError) or step == "resolving arguments" else "failed"
@@ -385,16 +400,17 @@ class Run(Settling):
         waiting for its turn. Returns whether the last call took less than waking a thread does, and
         how many calls were made."""
         quick, calls = False, 0
+        stats, ready = self._parts.stats, self._ready
         with self._lock:
             attempt = self._take("thread", worker)
         while attempt is not None:
             lane.calls += 1
             calls += 1
             tool = attempt.tool
-            mean = self._parts.stats.mean(tool.name)
+            mean = stats.mean(tool.name)
             quick_expected = mean is not None and mean < _QUICK_CALL
             lane.in_quick_call[worker] = quick_expected
-            more_here = self._ready.count and self._ready.has("thread")
+            more_here = ready.count and ready.has("thread")
             if more_here and self not in lane.queued:  # others may take those (hints read without
                 lane.offer(self, wake=False)            # the lane's lock)
             if (more_here or lane.runs_waiting()) and (not quick_expected or not lane.watching):
@@ -408,10 +424,14 @@ class Run(Settling):
             if self._shared_store:
                 outcome = self._store_outcome(attempt, outcome)
             with self._lock:
-                self._settle_guarded(attempt, outcome)
+                try:
+                    self._settle(attempt, outcome)
+                except Exception as err:
+                    self._settling_failed(attempt, err)
                 attempt = None if lane.others_waiting(self) else self._take("thread", worker)
-                kinds = self._ready.kinds() if self._ready.count else ()
-            if attempt is None or len(kinds) > 1 or (kinds and kinds[0] != "thread"):
+                # Tasks of other kinds were released: offer them to their lanes.
+                kinds = ready.kinds() if attempt is None or ready.count > ready.size("thread") else None
+            if kinds is not None:
                 self._offer(kinds, wake=False)
             elif self._listeners or self._handoffs or self._abandoned != self._lent or self._notes:
                 self._after()
@@ -430,7 +450,7 @@ class Run(Settling):
             value, error = None, exc
         ended = time.perf_counter()
         self._parts.stats.record(tool.name, ended - began)
-        return Outcome(value, error, "", began, ended, worker)
+        return _outcome((value, error, "", began, ended, worker, ""))
 
     # -- submitted tasks: process pools, the event loop, executors ---------------------------------
 
@@ -484,7 +504,7 @@ class Run(Settling):
 
     def _next_needs_free_worker(self, kind: str) -> bool:
         idx = self._ready.peek(kind)
-        return idx is not None and self._tool_by_name[self._tasks[idx].tool].timeout is not None
+        return idx is not None and self._uses[self._tasks[idx].tool].tool.timeout is not None
 
     def _guarded_done(self, batch: List[Attempt], future: Any) -> None:
         """A submitted work item's future is done (on the executor's or the loop's thread)."""

@@ -73,9 +73,14 @@ class Settling:
         try:
             self._settle(attempt, outcome)
         except Exception as err:
-            self._attempts.pop(attempt.idx, None)
-            if attempt.idx not in self._failures and attempt.idx not in self._graph.finished:
-                self._fail_task(attempt.idx, "failed", err, time.perf_counter(), step="recording the outcome")
+            self._settling_failed(attempt, err)
+
+    def _settling_failed(self, attempt: Attempt, err: Exception) -> None:
+        """Under the lock: recording the attempt's outcome raised (the engine's own code): the task
+        fails plainly, naming that step."""
+        self._attempts.pop(attempt.idx, None)
+        if attempt.idx not in self._failures and attempt.idx not in self._graph.finished:
+            self._fail_task(attempt.idx, "failed", err, time.perf_counter(), step="recording the outcome")
 
     def _settle(self, attempt: Attempt, outcome: Outcome, cached: bool = False,
                 call_ended: bool = True) -> None:
@@ -162,7 +167,7 @@ class Settling:
     def _expire(self, attempt: Attempt) -> None:
         """Timer callback: the attempt ran past its tool's timeout."""
         tool = self._tasks[attempt.idx].tool
-        timeout = self._tool_by_name[tool].timeout
+        timeout = self._uses[tool].tool.timeout
         error = TaskTimeoutError(f"task {attempt.idx}: tool '{tool}' timed out after {timeout} s")
         with self._lock:
             if self._attempts.get(attempt.idx) is not attempt or attempt.stale:
@@ -245,7 +250,7 @@ class Settling:
 
     def _resume_held(self, idx: int) -> None:
         if self._cancelled or idx in self._failures:
-            self._release_slot(self._tool_by_name[self._tasks[idx].tool])  # pass the slot on
+            self._release_slot(self._uses[self._tasks[idx].tool].tool)  # pass the slot on
             return
         self._slotted.add(idx)
         self._push_ready(idx)

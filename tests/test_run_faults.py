@@ -191,3 +191,20 @@ def test_pools_rebuilt_after_worker_deaths_hold_no_more_descriptors():
             assert result.observations == {2: 4}
             counts.append(open_fds())
     assert counts[-1] <= counts[0], counts
+
+
+def test_a_timeout_that_cannot_be_armed_fails_only_its_task():
+    """The engine's own step after the guarded ones (arming a task's timeout timer) raises: that task
+    fails naming the step, its dependent is skipped, the others run, and the run ends."""
+    tools = ToolRegistry()
+    tools.register(lambda: 1, name="slow", timeout=5)
+    tools.register(lambda *args: 2, name="ok")
+    with Engine(tools) as engine:
+        def refuse(*args, **kwargs):
+            raise RuntimeError("the timer thread is gone")
+
+        engine._parts.timers.schedule = refuse  # noqa: SLF001 - the fault to inject
+        result = engine.run("1. slow()\n2. ok($1)\n3. ok()", timeout=WAIT)
+    failure = result.failures[1]
+    assert failure.step == "preparing the call" and "timer thread" in failure.message
+    assert result.failures[2].kind == "skipped" and result.observations[3] == 2
