@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape
 
 from .harness import COLUMNS, Line, Workload
@@ -164,45 +164,19 @@ def sweep_chart(title: str, subtitle: str, settings: Sequence[Dict[str, Any]], t
     top_value = _nice_max(max(values + list(targets.values())) * 1.1)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     group_w = plot_w / len(settings)
-    bar_w = min(22.0, group_w * 0.8 / len(SPEEDUPS))
+
+    def height_of(value: float) -> float:
+        return HEIGHT - BOTTOM - plot_h * min(value, top_value) / top_value
+
     body = _y_axis(top_value, "speedup (x), median")
     for key, _, colour in SPEEDUPS:
-        if key not in targets:
-            continue
-        y = HEIGHT - BOTTOM - plot_h * targets[key] / top_value
-        body.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="{colour}" '
-                    f'stroke-width="1.5" stroke-dasharray="6,4"/>')
-    paces: Dict[Tuple[float, float], List[int]] = {}
+        if key in targets:
+            y = height_of(targets[key])
+            body.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="{colour}" '
+                        f'stroke-width="1.5" stroke-dasharray="6,4"/>')
     for g, setting in enumerate(settings):
-        x0 = LEFT + g * group_w + (group_w - bar_w * len(SPEEDUPS)) / 2
-        ceiling = setting.get("ceiling_over_b")
-        tick = None if ceiling is None or not math.isfinite(ceiling) else \
-            HEIGHT - BOTTOM - plot_h * min(ceiling, top_value) / top_value
-        for b, (key, _, colour) in enumerate(SPEEDUPS):
-            value = setting.get(key)
-            if value is None or not math.isfinite(value):
-                continue
-            height = plot_h * min(value, top_value) / top_value
-            x, y = x0 + b * bar_w, HEIGHT - BOTTOM - height
-            body.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 2:.1f}" height="{height:.1f}" '
-                        f'fill="{colour}"/>')
-            if key == "over_b" and tick is not None:   # the ceiling: a black tick over the (b) bar
-                body.append(f'<line x1="{x - 3:.1f}" y1="{tick:.1f}" x2="{x + bar_w + 1:.1f}" y2="{tick:.1f}" '
-                            f'stroke="black" stroke-width="2.5"/>')
-                y = min(y, tick - 2)
-            body.append(_value_label(x + bar_w / 2 - 1, y, f"{value:.2f}", cut=False))
-        centre = LEFT + g * group_w + group_w / 2
-        span = f"{setting['low']:g}-{setting['high']:g} s" + (" *" if setting.get("headline") else "")
-        body.append(f'<text x="{centre:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle" '
-                    f'font-size="10">{escape(span)}</text>')
-        paces.setdefault((setting["tokens_per_s"], setting["first_token"]), []).append(g)
-    for (rate, first), members in paces.items():
-        centre = LEFT + (members[0] + members[-1] + 1) * group_w / 2
-        body.append(f'<text x="{centre:.1f}" y="{HEIGHT - BOTTOM + 30}" text-anchor="middle" font-size="11">'
-                    f'{rate:g} tok/s, first token {first:g} s</text>')
-        if members[0] > 0:
-            x = LEFT + members[0] * group_w
-            body.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{HEIGHT - BOTTOM + 34}" stroke="#999"/>')
+        body += _speedup_bars(setting, LEFT + g * group_w, group_w, height_of)
+    body += _pace_labels(settings, group_w)
     body.append(f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 24}" text-anchor="middle">tool latencies '
                 '(searches spread over the span), by model pace</text>')
     legend = [(label, colour, "") for _, label, colour in SPEEDUPS]
@@ -210,6 +184,48 @@ def sweep_chart(title: str, subtitle: str, settings: Sequence[Dict[str, Any]], t
     if any(setting.get("ceiling_over_b") is not None for setting in settings):
         legend.append(("ceiling of (c)/(b)", "black", ""))
     return _svg(body + _legend(legend), title, subtitle)
+
+
+def _speedup_bars(setting: Dict[str, Any], left: float, group_w: float,
+                  height_of: Callable[[float], float]) -> List[str]:
+    """One setting's bars, their values, its ceiling tick and its span's label."""
+    bar_w = min(22.0, group_w * 0.8 / len(SPEEDUPS))
+    x0 = left + (group_w - bar_w * len(SPEEDUPS)) / 2
+    ceiling = setting.get("ceiling_over_b")
+    tick = None if ceiling is None or not math.isfinite(ceiling) else height_of(ceiling)
+    parts = []
+    for b, (key, _, colour) in enumerate(SPEEDUPS):
+        value = setting.get(key)
+        if value is None or not math.isfinite(value):
+            continue
+        x, y = x0 + b * bar_w, height_of(value)
+        parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 2:.1f}" height="{HEIGHT - BOTTOM - y:.1f}" '
+                     f'fill="{colour}"/>')
+        if key == "over_b" and tick is not None:   # the ceiling: a black tick over the (b) bar
+            parts.append(f'<line x1="{x - 3:.1f}" y1="{tick:.1f}" x2="{x + bar_w + 1:.1f}" y2="{tick:.1f}" '
+                         f'stroke="black" stroke-width="2.5"/>')
+            y = min(y, tick - 2)
+        parts.append(_value_label(x + bar_w / 2 - 1, y, f"{value:.2f}", cut=False))
+    span = f"{setting['low']:g}-{setting['high']:g} s" + (" *" if setting.get("headline") else "")
+    parts.append(f'<text x="{left + group_w / 2:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle" '
+                 f'font-size="10">{escape(span)}</text>')
+    return parts
+
+
+def _pace_labels(settings: Sequence[Dict[str, Any]], group_w: float) -> List[str]:
+    """Under each run of settings with one model pace, its label; a rule between runs."""
+    paces: Dict[Tuple[float, float], List[int]] = {}
+    for g, setting in enumerate(settings):
+        paces.setdefault((setting["tokens_per_s"], setting["first_token"]), []).append(g)
+    parts = []
+    for (rate, first), members in paces.items():
+        centre = LEFT + (members[0] + members[-1] + 1) * group_w / 2
+        parts.append(f'<text x="{centre:.1f}" y="{HEIGHT - BOTTOM + 30}" text-anchor="middle" font-size="11">'
+                     f'{rate:g} tok/s, first token {first:g} s</text>')
+        if members[0] > 0:
+            x = LEFT + members[0] * group_w
+            parts.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{HEIGHT - BOTTOM + 34}" stroke="#999"/>')
+    return parts
 
 
 def _value_label(x: float, y: float, text: str, cut: bool) -> str:
