@@ -1,9 +1,9 @@
 """End to end with a scripted model; replans with a cacheable tool; time- versus count-ordering.
 
-The model is ``llmcompiler.ScriptedLLM`` (a token is ``CHARS_PER_TOKEN`` characters, streamed one
-chunk per token, ``1 / tokens_per_s`` seconds before each), behind ``PacedLLM``, which adds a fixed
-time to first token to every call (the server reading the prompt) and notes when each chunk was
-emitted. The tools sleep a stated time per call. Every parameter is in the workload's ``params``.
+The model is ``llmcompiler.ScriptedLLM`` (a token is ``CHARS_PER_TOKEN`` characters, one chunk per
+token), behind ``PacedLLM``, which hands chunk ``k`` of a call out ``first_token + k / tokens_per_s``
+seconds after the call (a fixed time to the first token, the server reading the prompt, then a steady
+token rate) and notes when each chunk was emitted. The tools sleep a stated time per call. Every parameter is in the workload's ``params``.
 
 End to end, one question is answered four ways, with the same model pacing, the same tools, the same
 engine and the same last model call (a thought and ``Finish(...)``):
@@ -14,7 +14,8 @@ engine and the same last model call (a thought and ``Finish(...)``):
 (d) as (c), the tasks handed to the sleep-retry baseline as they are parsed (as the widely copied
     examples stream their planner into that scheduler).
 
-``e2e`` measures the headline ``Setting``; ``e2e-sweep`` every one of ``PACES`` x ``SPANS``.
+``e2e`` measures the headline ``Setting``; ``e2e-sweep`` (``benchmarks/e2e_sweep.py``) every one of
+``PACES`` x ``SPANS``, and the ``SHAPES`` at the headline.
 """
 
 from __future__ import annotations
@@ -29,30 +30,37 @@ from llmcompiler.baseline import run_sleep_retry
 
 from .harness import BenchmarkError, Config, Row, Target, Variant, Workload, alternate, line, paired, scaled
 
-__all__ = ["PacedLLM", "Pace", "Span", "Setting", "Scenario", "PACES", "SPANS", "HEADLINE", "streaming_ceiling",
-           "end_to_end", "end_to_end_sweep", "replan_cache", "priority"]
+__all__ = ["PacedLLM", "Pace", "Span", "Setting", "Shape", "Scenario", "PACES", "SPANS", "HEADLINE", "PLAN",
+           "SHAPES", "REACT_TARGET", "PLAN_RUN_TARGET", "streaming_ceiling", "measure", "end_to_end",
+           "replan_cache", "priority"]
 
 CHARS_PER_TOKEN = 4
 REACT_TARGET, PLAN_RUN_TARGET = 3.7, 1.3   # the issue's targets for (c) over (a) and over (b)
 
 
 class PacedLLM:
-    """A ``ScriptedLLM`` that waits ``first_token`` seconds before a call's first chunk and records
+    """A ``ScriptedLLM`` streamed at a steady pace: chunk ``k`` of a call (from 1) is handed out
+    ``first_token + k / tokens_per_s`` seconds after the call, whatever the time ``sleep`` overshoots
+    by or the reader takes between chunks (a server streams on while its client works). Records
     ``(perf_counter(), chunk)`` for every chunk as it is handed out."""
 
     def __init__(self, responses: Sequence[str], *, tokens_per_s: float, first_token: float):
-        self._scripted = ScriptedLLM(list(responses), chunk_size=CHARS_PER_TOKEN, delay=1.0 / tokens_per_s)
+        self._scripted = ScriptedLLM(list(responses), chunk_size=CHARS_PER_TOKEN)
+        self.interval = 1.0 / tokens_per_s
         self.first_token = first_token
         self.emitted: List[Tuple[float, str]] = []
         self.called: List[float] = []   # perf_counter() of each stream() call
 
     def stream(self, messages: Sequence[dict]) -> Iterator[str]:
-        self.called.append(time.perf_counter())
+        called = time.perf_counter()
+        self.called.append(called)
         chunks = self._scripted.stream(messages)
 
         def paced() -> Iterator[str]:
-            time.sleep(self.first_token)
-            for chunk in chunks:
+            for number, chunk in enumerate(chunks, start=1):
+                wait = called + self.first_token + number * self.interval - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
                 self.emitted.append((time.perf_counter(), chunk))
                 yield chunk
         return paced()
@@ -102,10 +110,25 @@ class Setting(NamedTuple):
                 f"tools {self.span.low:g}-{self.span.high:g} s")
 
 
-# Each search's place in the span (0: its low end, 1: its high end), in plan order; combine($2, $7).
+class Shape(NamedTuple):
+    """A plan: its searches in plan order, each with its place in the span (0: the span's low end,
+    1: its high end), and the two tasks ``combine`` compares."""
+
+    name: str
+    searches: Tuple[Tuple[str, float], ...]
+    combine_refs: Tuple[int, int]
+
+
 SEARCHES = (("Tokyo", 0.5), ("Delhi", 1.0), ("Shanghai", 0.125), ("Sao Paulo", 0.75), ("Mexico City", 0.0),
             ("Cairo", 0.375), ("Mumbai", 0.875), ("Beijing", 0.25))
-COMBINE_REFS = (2, 7)
+PLAN = Shape("8 searches", SEARCHES, (2, 7))   # the question of every setting: Delhi against Mumbai
+_BY_YEAR = tuple((f"{city} {year}", place) for city, place in SEARCHES for year in (2000, 2020))
+# Beyond the sweep, at the headline setting only: the same plan with its longest chain first (an order
+# no planner can know), and each city asked for two years (as written, and longest first). They show
+# how much of the ceiling the plan's order leaves, and what a longer plan allows.
+SHAPES = (Shape("8, longest first", tuple(sorted(SEARCHES, key=lambda s: -s[1])), (1, 2)),
+          Shape("16, as written", _BY_YEAR, (3, 13)),
+          Shape("16, longest first", tuple(sorted(_BY_YEAR, key=lambda s: -s[1])), (1, 3)))
 # Model paces of hosted models (tokens per second, seconds to the first token) and tool spans: local
 # lookups, web searches, page reads or sub-agent calls. The headline: a hosted model, web searches.
 PACES = (Pace(40.0, 1.0), Pace(100.0, 0.6), Pace(200.0, 0.4))
@@ -123,12 +146,12 @@ class Scenario(NamedTuple):
     combine_refs: Tuple[int, int]
 
     @classmethod
-    def of(cls, setting: Setting, factor: float = 1.0) -> "Scenario":
-        """``setting`` with every time multiplied by ``factor`` (token rates divided by it)."""
+    def of(cls, setting: Setting, factor: float = 1.0, shape: Shape = PLAN) -> "Scenario":
+        """``shape`` at ``setting``, every time multiplied by ``factor`` (token rates divided by it)."""
         low, high = setting.span
-        searches = tuple((query, (low + place * (high - low)) * factor) for query, place in SEARCHES)
+        searches = tuple((query, (low + place * (high - low)) * factor) for query, place in shape.searches)
         return cls(setting.pace.tokens_per_s / factor, setting.pace.first_token * factor, searches,
-                   low * factor, COMBINE_REFS)
+                   low * factor, shape.combine_refs)
 
 
 class _Tools:
@@ -281,7 +304,7 @@ def streaming_ceiling(scenario: Scenario) -> float:
     return (whole + chain + joiner) / (max(whole, first_line + chain) + joiner)
 
 
-def _measure(scenario: Scenario, reps: int) -> Dict[str, Dict[str, List[Optional[float]]]]:
+def measure(scenario: Scenario, reps: int) -> Dict[str, Dict[str, List[Optional[float]]]]:
     """The four ways, alternated ``reps`` times on one engine: ``{way: {metric: samples}}``."""
     tools = _Tools(scenario)
     with Engine(tools.registry) as engine:
@@ -311,10 +334,10 @@ def _params(setting: Setting, scenario: Scenario, factor: float) -> Dict[str, An
 def end_to_end(config: Config) -> Workload:
     """Time to answer at the headline setting: (a) ReAct, (b) plan then run then join, (c) streamed
     (ours), (d) streamed into the baseline scheduler; and, in (c), from a line emitted to its tool."""
-    factor = config.pick(1.0, 0.05, 0.03)
+    factor = config.pick(1.0, 0.03, 0.02)
     scenario = Scenario.of(HEADLINE, factor)
     workload = Workload("e2e", _title(HEADLINE, factor), _params(HEADLINE, scenario, factor))
-    samples = _measure(scenario, config.reps)
+    samples = measure(scenario, config.reps)
     rows = {name: Row(f"({key}) {label}: time to answer", "s", samples[name]["answer"]) for name, key, label in (
         ("react", "a", "ReAct, one call per turn"), ("plan-run", "b", "plan, then run, then join"),
         ("streamed", "c", "LLMCompiler, streamed"), ("baseline", "d", "streamed into the baseline"))}
@@ -323,7 +346,7 @@ def end_to_end(config: Config) -> Workload:
                 for against, key in (("react", "a"), ("plan-run", "b"), ("baseline", "d"))}
     first = Row("(c) line emitted -> its tool entered", "ms", scaled(samples["streamed"]["first tool"], "ms"),
                 note="task 1")
-    worst = Row("(c) the same, worst of the 8 searches", "ms", scaled(samples["streamed"]["worst tool"], "ms"))
+    worst = Row(f"(c) the same, worst of the {len(scenario.searches)} searches", "ms", scaled(samples["streamed"]["worst tool"], "ms"))
     over = Row("(c) time to answer over its ideal", "ms", scaled(samples["streamed"]["over ideal"], "ms"),
                note="ideal: tasks start as their lines are emitted; the join costs only the model")
     workload.rows = list(rows.values()) + list(speedups.values()) + [first, worst, over]
@@ -342,53 +365,6 @@ def end_to_end(config: Config) -> Workload:
              note="the engine's whole cost in (c); the speedups' limit is the workload's shape"),
     ]
     return workload
-
-
-def end_to_end_sweep(config: Config) -> Workload:
-    """The ``e2e`` question at every setting of ``PACES`` x ``SPANS``: the four times to answer, the
-    speedups of (c) over (a) and (b), and the worst wait from a line emitted to its tool in (c).
-
-    Each setting runs ``reps // 5`` times (at least once): its figures are set by sleeps and differ by
-    about 0.2 % between repetitions, and ten settings at full length take minutes."""
-    factor = config.pick(1.0, 0.01, 0.005)
-    reps = max(1, config.reps // 5)
-    settings = [Setting(pace, span) for pace in PACES for span in SPANS]
-    sweep: List[Dict[str, Any]] = []
-    workload = Workload("e2e-sweep", f"the e2e question at {len(PACES)} model paces x {len(SPANS)} tool spans, "
-                        f"{reps} repetition(s) each" + ("" if factor == 1 else f", every time x {factor:g}"),
-                        {"paces": [p._asdict() for p in PACES], "spans": [s._asdict() for s in SPANS],
-                         "searches": SEARCHES, "combine_refs": COMBINE_REFS, "time_factor": factor, "reps": reps,
-                         "headline": HEADLINE.label, "sweep": sweep,
-                         "targets": {"over_a": REACT_TARGET, "over_b": PLAN_RUN_TARGET}})
-    for setting in settings:
-        rows = _sweep_rows(setting, _measure(Scenario.of(setting, factor), reps))
-        workload.rows += list(rows.values())
-        sweep.append({"setting": setting.label, **setting.pace._asdict(), **setting.span._asdict(),
-                      "headline": setting == HEADLINE,
-                      **{key: rows[key].median for key in ("a", "b", "c", "d", "over_a", "over_b", "wait_ms")},
-                      "ceiling_over_b": streaming_ceiling(Scenario.of(setting))})
-    count = len(settings)
-    lowest = Row(f"lowest (c) over (a) of {count} settings", "x", [min(s["over_a"] for s in sweep)],
-                 note=f"{sum(s['over_a'] >= REACT_TARGET for s in sweep)} of {count} reach {REACT_TARGET:g}x")
-    highest = Row(f"highest (c) over (b) of {count} settings", "x", [max(s["over_b"] for s in sweep)],
-                  note=f"{sum(s['over_b'] >= PLAN_RUN_TARGET for s in sweep)} of {count} reach {PLAN_RUN_TARGET:g}x")
-    workload.rows += [lowest, highest]
-    workload.lines = [line(f"(c) over (a), lowest of {count} settings", "x", ours=lowest, note=lowest.note),
-                      line(f"(c) over (b), highest of {count}", "x", ours=highest, note=highest.note)]
-    return workload
-
-
-def _sweep_rows(setting: Setting, samples: Dict[str, Dict[str, List[Optional[float]]]]) -> Dict[str, Row]:
-    label = setting.label
-    answers = {key: Row(f"{label}: ({key}) answer", "s", samples[name]["answer"]) for key, name in (
-        ("a", "react"), ("b", "plan-run"), ("c", "streamed"), ("d", "baseline"))}
-    over_a = Row(f"{label}: (c)/(a)", "x", paired(samples["react"]["answer"], samples["streamed"]["answer"]))
-    over_b = Row(f"{label}: (c)/(b)", "x", paired(samples["plan-run"]["answer"], samples["streamed"]["answer"]))
-    over_a.note = f"{'reaches' if over_a.median >= REACT_TARGET else 'under'} {REACT_TARGET:g}x"
-    over_b.note = f"{'reaches' if over_b.median >= PLAN_RUN_TARGET else 'under'} {PLAN_RUN_TARGET:g}x"
-    wait = Row(f"{label}: line -> tool", "ms", scaled(samples["streamed"]["worst tool"], "ms"),
-               note="worst of the 8 searches")
-    return {**answers, "over_a": over_a, "over_b": over_b, "wait_ms": wait}
 
 
 # -- features coming from the engine: guarded ------------------------------------------------------

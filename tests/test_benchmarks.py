@@ -188,6 +188,7 @@ def test_the_end_to_end_sweep_records_every_setting(tiny):
         assert record["over_a"] == pytest.approx(record["a"] / record["c"], rel=1e-9)
         assert record["over_b"] == pytest.approx(record["b"] / record["c"], rel=1e-9)
         assert record["wait_ms"] >= 0 and 1 < record["ceiling_over_b"] < 2
+    assert [shape["shape"] for shape in params["shapes"]] == [shape["name"] for shape in params["shapes_measured"]]
 
 
 def test_help_lists_every_workload():

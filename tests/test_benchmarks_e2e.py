@@ -19,8 +19,8 @@ from llmcompiler import Task, parse_plan  # noqa: E402
 from llmcompiler.baseline import run_sleep_retry  # noqa: E402
 
 from benchmarks import endtoend  # noqa: E402
-from benchmarks.endtoend import (HEADLINE, JOINER, PACES, SPANS, Pace, Scenario, Setting, Span,  # noqa: E402
-                                 streaming_ceiling)
+from benchmarks.endtoend import (HEADLINE, JOINER, PACES, PLAN, SHAPES, SPANS, PacedLLM, Pace,  # noqa: E402
+                                 Scenario, Setting, Span, streaming_ceiling)
 from benchmarks.plots import sweep_chart  # noqa: E402
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -42,6 +42,26 @@ def test_each_react_turn_is_a_thought_and_one_action_and_the_last_is_the_joiners
 
 def _literal(arg):
     return f'"{arg}"' if not arg.startswith("$") else arg
+
+
+def test_the_paced_model_hands_out_chunk_k_no_sooner_than_its_due_time():
+    llm = PacedLLM(["abcdefghijkl"], tokens_per_s=2000.0, first_token=0.002)
+    assert llm.complete([]) == "abcdefghijkl"
+    assert [chunk for _, chunk in llm.emitted] == ["abcd", "efgh", "ijkl"]
+    for number, (at, _) in enumerate(llm.emitted, start=1):
+        assert at - llm.called[0] >= 0.002 + number / 2000.0 - 1e-6
+
+
+def test_every_plan_shape_compares_the_same_two_cities_and_keeps_its_searches():
+    for shape in (PLAN,) + SHAPES:
+        scenario = Scenario.of(HEADLINE, shape=shape)
+        first, second = (scenario.searches[ref - 1][0] for ref in shape.combine_refs)
+        assert first.startswith("Delhi") and second.startswith("Mumbai"), shape.name
+        copies = len(shape.searches) // len(PLAN.searches)   # each city asked for once or for two years
+        assert sorted(place for _, place in shape.searches) == sorted(
+            [place for _, place in PLAN.searches] * copies), shape.name
+        tasks = parse_plan(endtoend._plan(scenario))
+        assert [task.tool for task in tasks] == ["search"] * len(shape.searches) + ["combine"]
 
 
 def test_a_setting_spreads_the_searches_over_its_span_in_plan_order():
