@@ -3,7 +3,8 @@
 The model is ``llmcompiler.ScriptedLLM`` (a token is ``CHARS_PER_TOKEN`` characters, one chunk per
 token), behind ``PacedLLM``, which hands chunk ``k`` of a call out ``first_token + k / tokens_per_s``
 seconds after the call (a fixed time to the first token, the server reading the prompt, then a steady
-token rate) and notes when each chunk was emitted. The tools sleep a stated time per call. Every parameter is in the workload's ``params``.
+token rate) and notes when each chunk was emitted. The tools sleep a stated time per call. Every
+parameter is in the workload's ``params``.
 
 End to end, one question is answered four ways, with the same model pacing, the same tools, the same
 engine and the same last model call (a thought and ``Finish(...)``):
@@ -326,9 +327,11 @@ def _title(setting: Setting, factor: float) -> str:
 
 
 def _params(setting: Setting, scenario: Scenario, factor: float) -> Dict[str, Any]:
-    return scenario._asdict() | {"setting": setting.label, "ceiling_over_b": streaming_ceiling(Scenario.of(setting)), "time_factor": factor, "plan": _plan(scenario),
-                                 "plan_tokens": -(-len(_plan(scenario)) // CHARS_PER_TOKEN), "joiner": JOINER,
-                                 "react_turns": _react_turns(scenario)}
+    plan = _plan(scenario)
+    return scenario._asdict() | {"setting": setting.label, "time_factor": factor, "plan": plan,
+                                 "plan_tokens": -(-len(plan) // CHARS_PER_TOKEN), "joiner": JOINER,
+                                 "react_turns": _react_turns(scenario),
+                                 "ceiling_over_b": streaming_ceiling(Scenario.of(setting))}
 
 
 def end_to_end(config: Config) -> Workload:
@@ -346,7 +349,8 @@ def end_to_end(config: Config) -> Workload:
                 for against, key in (("react", "a"), ("plan-run", "b"), ("baseline", "d"))}
     first = Row("(c) line emitted -> its tool entered", "ms", scaled(samples["streamed"]["first tool"], "ms"),
                 note="task 1")
-    worst = Row(f"(c) the same, worst of the {len(scenario.searches)} searches", "ms", scaled(samples["streamed"]["worst tool"], "ms"))
+    worst = Row(f"(c) the same, worst of the {len(scenario.searches)} searches", "ms",
+                scaled(samples["streamed"]["worst tool"], "ms"))
     over = Row("(c) time to answer over its ideal", "ms", scaled(samples["streamed"]["over ideal"], "ms"),
                note="ideal: tasks start as their lines are emitted; the join costs only the model")
     workload.rows = list(rows.values()) + list(speedups.values()) + [first, worst, over]

@@ -104,8 +104,9 @@ def test_the_baseline_submits_a_streamed_task_before_the_next_is_yielded():
 
 
 def test_the_sweep_chart_draws_two_bars_per_setting_and_a_dashed_line_per_target():
-    records = [{"tokens_per_s": rate, "first_token": 0.5, "low": low, "high": high, "headline": rate == 100 and low == 0.2,
-                "over_a": 3.0 + low, "over_b": 1.1 + low / 10} for rate in (40, 100) for low, high in ((0.05, 0.2), (0.2, 1))]
+    records = [{"tokens_per_s": rate, "first_token": 0.5, "low": low, "high": high,
+                "headline": rate == 100 and low == 0.2, "over_a": 3.0 + low, "over_b": 1.1 + low / 10}
+               for rate in (40, 100) for low, high in ((0.05, 0.2), (0.2, 1))]
     chart = ET.fromstring(sweep_chart("t", "s", records, {"over_a": 3.7, "over_b": 1.3}))
     assert len(chart.findall(f"{SVG}rect")) == 1 + 2 * len(records)   # the background, then the bars
     dashed = [node for node in chart.iter(f"{SVG}line") if node.get("stroke-dasharray") == "6,4"]
