@@ -4,7 +4,8 @@
 against plan size, log scale, per engine and input form), ``makespans.svg`` (the latency workload's
 plans, warm and cold, side by side per engine) and ``end_to_end.svg`` (time to answer of the four
 ways) and ``end_to_end_sweep.svg`` (the streamed plan's speedups over ReAct and over plan-then-run at
-every setting of the sweep, with the targets). A chart whose workload did not run is not written.
+every setting of the sweep, with the targets) and ``end_to_end_plans.svg`` (the same at the headline
+setting for each plan shape). A chart whose workload did not run is not written.
 """
 
 from __future__ import annotations
@@ -152,11 +153,12 @@ def bar_chart(title: str, subtitle: str, unit: str, groups: Dict[str, Dict[str, 
 SPEEDUPS = (("over_a", "(c) over (a) ReAct", "#1f77b4"), ("over_b", "(c) over (b) plan-run", "#ff7f0e"))
 
 
-def sweep_chart(title: str, subtitle: str, settings: Sequence[Dict[str, Any]], targets: Dict[str, float]) -> str:
+def sweep_chart(title: str, subtitle: str, settings: Sequence[Dict[str, Any]], targets: Dict[str, float],
+                x_title: str = "tool latencies (searches spread over the span), by model pace") -> str:
     """Two bars per setting (``over_a`` and ``over_b`` of each record of ``settings``, which also give
     ``tokens_per_s``, ``first_token``, ``low``, ``high``, ``headline`` and optionally
-    ``ceiling_over_b``, drawn as a black tick), grouped by model pace, with a dashed line at each of
-    ``targets`` (by the same keys). Returns the SVG text; raises ValueError when there is no finite
+    ``ceiling_over_b``, drawn as a black tick, and ``label``, shown instead of the span), grouped by
+    model pace, with a dashed line at each of ``targets`` (by the same keys). Returns the SVG text; raises ValueError when there is no finite
     value to draw."""
     values = [s[key] for s in settings for key, *_ in SPEEDUPS if s.get(key) is not None and math.isfinite(s[key])]
     if not values:
@@ -177,8 +179,7 @@ def sweep_chart(title: str, subtitle: str, settings: Sequence[Dict[str, Any]], t
     for g, setting in enumerate(settings):
         body += _speedup_bars(setting, LEFT + g * group_w, group_w, height_of)
     body += _pace_labels(settings, group_w)
-    body.append(f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 24}" text-anchor="middle">tool latencies '
-                '(searches spread over the span), by model pace</text>')
+    body.append(f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 12}" text-anchor="middle">{escape(x_title)}</text>')
     legend = [(label, colour, "") for _, label, colour in SPEEDUPS]
     legend += [(f"target {targets[key]:g}x", colour, "6,4") for key, _, colour in SPEEDUPS if key in targets]
     if any(setting.get("ceiling_over_b") is not None for setting in settings):
@@ -206,9 +207,11 @@ def _speedup_bars(setting: Dict[str, Any], left: float, group_w: float,
                          f'stroke="black" stroke-width="2.5"/>')
             y = min(y, tick - 2)
         parts.append(_value_label(x + bar_w / 2 - 1, y, f"{value:.2f}", cut=False))
-    span = f"{setting['low']:g}-{setting['high']:g} s" + (" *" if setting.get("headline") else "")
-    parts.append(f'<text x="{left + group_w / 2:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle" '
-                 f'font-size="10">{escape(span)}</text>')
+    span = setting.get("label") or f"{setting['low']:g}-{setting['high']:g} s"
+    span += " *" if setting.get("headline") else ""
+    for n, text in enumerate(_wrap(span, max(10, int(group_w / 6)))[:2]):
+        parts.append(f'<text x="{left + group_w / 2:.1f}" y="{HEIGHT - BOTTOM + 14 + 12 * n}" '
+                     f'text-anchor="middle" font-size="10">{escape(text)}</text>')
     return parts
 
 
@@ -220,11 +223,11 @@ def _pace_labels(settings: Sequence[Dict[str, Any]], group_w: float) -> List[str
     parts = []
     for (rate, first), members in paces.items():
         centre = LEFT + (members[0] + members[-1] + 1) * group_w / 2
-        parts.append(f'<text x="{centre:.1f}" y="{HEIGHT - BOTTOM + 30}" text-anchor="middle" font-size="11">'
+        parts.append(f'<text x="{centre:.1f}" y="{HEIGHT - BOTTOM + 40}" text-anchor="middle" font-size="11">'
                      f'{rate:g} tok/s, first token {first:g} s</text>')
         if members[0] > 0:
             x = LEFT + members[0] * group_w
-            parts.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{HEIGHT - BOTTOM + 34}" stroke="#999"/>')
+            parts.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{HEIGHT - BOTTOM + 44}" stroke="#999"/>')
     return parts
 
 
@@ -297,6 +300,15 @@ def write_plots(directory: str, meta: Dict[str, Any], workloads: List[Workload])
             "Speedup of the streamed plan (c) at each model pace and tool span",
             f"{machine}; dashed: the targets; * the headline setting", sweep.params["sweep"],
             sweep.params.get("targets", {}))
+        if sweep.params.get("shapes"):
+            plans = [dict(record, label=f"{sweep.params['plan']['name']}, as written") for record in
+                     sweep.params["sweep"] if record["headline"]]
+            plans += [dict(record, label=record["shape"].replace(",", " searches,", 1)) for record in
+                      sweep.params["shapes"]]
+            charts["end_to_end_plans.svg"] = sweep_chart(
+                "Speedup of the streamed plan (c) by the plan's length and order", f"{machine}; at the headline "
+                f"setting ({sweep.params['headline']}); dashed: the targets; * the sweep's plan", plans,
+                sweep.params.get("targets", {}), x_title="the plan: searches, and their order")
     written = []
     for filename, text in charts.items():
         path = os.path.join(directory, filename)

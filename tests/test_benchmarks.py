@@ -164,7 +164,7 @@ def test_the_table_has_one_line_per_measure_and_says_what_was_skipped(tiny):
 def test_the_plots_are_well_formed_svg(tiny):
     _, _, plots = tiny
     names = sorted(path.name for path in plots.iterdir())
-    assert names == ["end_to_end.svg", "end_to_end_sweep.svg", "makespans.svg", "scale.svg"]
+    assert names == ["end_to_end.svg", "end_to_end_plans.svg", "end_to_end_sweep.svg", "makespans.svg", "scale.svg"]
     for path in plots.iterdir():
         root = ET.parse(path).getroot()
         assert root.tag == f"{SVG}svg"
@@ -175,6 +175,8 @@ def test_the_plots_are_well_formed_svg(tiny):
     assert len(bars) == 1 + 4                            # the background, then (a) to (d)
     sweep = ET.parse(plots / "end_to_end_sweep.svg").getroot().findall(f".//{SVG}rect")
     assert len(sweep) == 1 + 2 * 9                       # the background, two speedups per setting
+    plans = ET.parse(plots / "end_to_end_plans.svg").getroot().findall(f".//{SVG}rect")
+    assert len(plans) == 1 + 2 * 4                       # the sweep's plan and three other shapes
 
 
 def test_the_end_to_end_sweep_records_every_setting(tiny):
