@@ -158,8 +158,8 @@ def sweep_chart(title: str, subtitle: str, settings: Sequence[Dict[str, Any]], t
     """Two bars per setting (``over_a`` and ``over_b`` of each record of ``settings``, which also give
     ``tokens_per_s``, ``first_token``, ``low``, ``high``, ``headline`` and optionally
     ``ceiling_over_b``, drawn as a black tick, and ``label``, shown instead of the span), grouped by
-    model pace, with a dashed line at each of ``targets`` (by the same keys). Returns the SVG text; raises ValueError when there is no finite
-    value to draw."""
+    model pace, with a dashed line at each of ``targets`` (by the same keys). Returns the SVG text;
+    raises ValueError when there is no finite value to draw."""
     values = [s[key] for s in settings for key, *_ in SPEEDUPS if s.get(key) is not None and math.isfinite(s[key])]
     if not values:
         raise ValueError("no finite speedups to plot")
