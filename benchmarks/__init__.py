@@ -33,6 +33,7 @@ Layout
     concurrency.py  first-task latency, many runs on one engine, a slow on_event
     stores.py       LocalStore against ManagerStore
     endtoend.py     a scripted model and tools: ReAct, plan-then-run, streamed; cache; priority
+    e2e_sweep.py    the end-to-end question at every model pace and tool span; other plan shapes
     report.py       the table on stdout and the JSON file
     plots.py        the SVG charts
     cli.py          argument parsing and the workload registry (``main``)

@@ -8,7 +8,7 @@ import time
 import traceback
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import concurrency, endtoend, latency, processes, report, scheduling, stores, throughput
+from . import concurrency, e2e_sweep, endtoend, latency, processes, report, scheduling, stores, throughput
 from .harness import Config, Workload, load_average
 
 __all__ = ["WORKLOADS", "main"]
@@ -29,6 +29,7 @@ WORKLOADS: Dict[str, Tuple[Callable[[Config], Workload], str]] = {
     "onevent": (concurrency.slow_on_event, "tool start times with an on_event taking 0.1 s per event"),
     "store": (stores.store_cost, "set+get of a small and a 1 MB observation: LocalStore vs ManagerStore"),
     "e2e": (endtoend.end_to_end, "scripted LLM + tools: ReAct vs plan-then-run vs streamed (ours, baseline)"),
+    "e2e-sweep": (e2e_sweep.end_to_end_sweep, "the e2e question at 3 model paces x 3 tool spans; 3 other plans"),
     "cache": (endtoend.replan_cache, "a replan repeating earlier calls: cacheable tool vs not"),
     "priority": (endtoend.priority, "mixed latencies, few workers: priority='time' vs 'count'"),
 }

@@ -3,19 +3,21 @@
 ``write_plots(directory, meta, workloads)`` writes what the run measured: ``scale.svg`` (us per task
 against plan size, log scale, per engine and input form), ``makespans.svg`` (the latency workload's
 plans, warm and cold, side by side per engine) and ``end_to_end.svg`` (time to answer of the four
-ways). A chart whose workload did not run is not written.
+ways) and ``end_to_end_sweep.svg`` (the streamed plan's speedups over ReAct and over plan-then-run at
+every setting of the sweep, with the targets) and ``end_to_end_plans.svg`` (the same at the headline
+setting for each plan shape). A chart whose workload did not run is not written.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape
 
 from .harness import COLUMNS, Line, Workload
 
-__all__ = ["write_plots", "line_chart", "bar_chart"]
+__all__ = ["write_plots", "line_chart", "bar_chart", "sweep_chart"]
 
 COLOURS = {"ours": "#1f77b4", "yardstick": "#ff7f0e", "dask": "#2ca02c", "baseline": "#d62728"}
 DASHES = {"dicts": "", "text": "6,3", "tasks": "2,2"}
@@ -147,6 +149,88 @@ def bar_chart(title: str, subtitle: str, unit: str, groups: Dict[str, Dict[str, 
     return _svg(body + _legend(legend), title, subtitle)
 
 
+# The sweep chart's two bars per setting: the record's key, the legend's label, the colour.
+SPEEDUPS = (("over_a", "(c) over (a) ReAct", "#1f77b4"), ("over_b", "(c) over (b) plan-run", "#ff7f0e"))
+
+
+def sweep_chart(title: str, subtitle: str, settings: Sequence[Dict[str, Any]], targets: Dict[str, float],
+                x_title: str = "tool latencies (searches spread over the span), by model pace") -> str:
+    """Two bars per setting (``over_a`` and ``over_b`` of each record of ``settings``, which also give
+    ``tokens_per_s``, ``first_token``, ``low``, ``high``, ``headline`` and optionally
+    ``ceiling_over_b``, drawn as a black tick, and ``label``, shown instead of the span), grouped by
+    model pace, with a dashed line at each of ``targets`` (by the same keys). Returns the SVG text;
+    raises ValueError when there is no finite value to draw."""
+    values = [s[key] for s in settings for key, *_ in SPEEDUPS if s.get(key) is not None and math.isfinite(s[key])]
+    if not values:
+        raise ValueError("no finite speedups to plot")
+    top_value = _nice_max(max(values + list(targets.values())) * 1.1)
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    group_w = plot_w / len(settings)
+
+    def height_of(value: float) -> float:
+        return HEIGHT - BOTTOM - plot_h * min(value, top_value) / top_value
+
+    body = _y_axis(top_value, "speedup (x), median")
+    for key, _, colour in SPEEDUPS:
+        if key in targets:
+            y = height_of(targets[key])
+            body.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="{colour}" '
+                        f'stroke-width="1.5" stroke-dasharray="6,4"/>')
+    for g, setting in enumerate(settings):
+        body += _speedup_bars(setting, LEFT + g * group_w, group_w, height_of)
+    body += _pace_labels(settings, group_w)
+    body.append(f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 12}" text-anchor="middle">{escape(x_title)}</text>')
+    legend = [(label, colour, "") for _, label, colour in SPEEDUPS]
+    legend += [(f"target {targets[key]:g}x", colour, "6,4") for key, _, colour in SPEEDUPS if key in targets]
+    if any(setting.get("ceiling_over_b") is not None for setting in settings):
+        legend.append(("ceiling of (c)/(b)", "black", ""))
+    return _svg(body + _legend(legend), title, subtitle)
+
+
+def _speedup_bars(setting: Dict[str, Any], left: float, group_w: float,
+                  height_of: Callable[[float], float]) -> List[str]:
+    """One setting's bars, their values, its ceiling tick and its span's label."""
+    bar_w = min(22.0, group_w * 0.8 / len(SPEEDUPS))
+    x0 = left + (group_w - bar_w * len(SPEEDUPS)) / 2
+    ceiling = setting.get("ceiling_over_b")
+    tick = None if ceiling is None or not math.isfinite(ceiling) else height_of(ceiling)
+    parts = []
+    for b, (key, _, colour) in enumerate(SPEEDUPS):
+        value = setting.get(key)
+        if value is None or not math.isfinite(value):
+            continue
+        x, y = x0 + b * bar_w, height_of(value)
+        parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 2:.1f}" height="{HEIGHT - BOTTOM - y:.1f}" '
+                     f'fill="{colour}"/>')
+        if key == "over_b" and tick is not None:   # the ceiling: a black tick over the (b) bar
+            parts.append(f'<line x1="{x - 3:.1f}" y1="{tick:.1f}" x2="{x + bar_w + 1:.1f}" y2="{tick:.1f}" '
+                         f'stroke="black" stroke-width="2.5"/>')
+            y = min(y, tick - 2)
+        parts.append(_value_label(x + bar_w / 2 - 1, y, f"{value:.2f}", cut=False))
+    span = setting.get("label") or f"{setting['low']:g}-{setting['high']:g} s"
+    span += " *" if setting.get("headline") else ""
+    for n, text in enumerate(_wrap(span, max(10, int(group_w / 6)))[:2]):
+        parts.append(f'<text x="{left + group_w / 2:.1f}" y="{HEIGHT - BOTTOM + 14 + 12 * n}" '
+                     f'text-anchor="middle" font-size="10">{escape(text)}</text>')
+    return parts
+
+
+def _pace_labels(settings: Sequence[Dict[str, Any]], group_w: float) -> List[str]:
+    """Under each run of settings with one model pace, its label; a rule between runs."""
+    paces: Dict[Tuple[float, float], List[int]] = {}
+    for g, setting in enumerate(settings):
+        paces.setdefault((setting["tokens_per_s"], setting["first_token"]), []).append(g)
+    parts = []
+    for (rate, first), members in paces.items():
+        centre = LEFT + (members[0] + members[-1] + 1) * group_w / 2
+        parts.append(f'<text x="{centre:.1f}" y="{HEIGHT - BOTTOM + 40}" text-anchor="middle" font-size="11">'
+                     f'{rate:g} tok/s, first token {first:g} s</text>')
+        if members[0] > 0:
+            x = LEFT + members[0] * group_w
+            parts.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{HEIGHT - BOTTOM + 44}" stroke="#999"/>')
+    return parts
+
+
 def _value_label(x: float, y: float, text: str, cut: bool) -> str:
     """A bar's value, written upwards from just above its top (or downwards inside a cut bar, in
     white), so that the labels of narrow neighbouring bars never overlap."""
@@ -210,6 +294,21 @@ def write_plots(directory: str, meta: Dict[str, Any], workloads: List[Workload])
         charts["end_to_end.svg"] = bar_chart("Time to answer, scripted model and tools", e2e.title, "s",
                                              groups, {"ours": "ours (median)",
                                                               "baseline": "baseline scheduler"})
+    sweep = by_name.get("e2e-sweep")
+    if sweep is not None and sweep.params.get("sweep"):
+        charts["end_to_end_sweep.svg"] = sweep_chart(
+            "Speedup of the streamed plan (c) at each model pace and tool span",
+            f"{machine}; dashed: the targets; * the headline setting", sweep.params["sweep"],
+            sweep.params.get("targets", {}))
+        if sweep.params.get("shapes"):
+            plans = [dict(record, label=f"{sweep.params['plan']['name']}, as written") for record in
+                     sweep.params["sweep"] if record["headline"]]
+            plans += [dict(record, label=record["shape"].replace(",", " searches,", 1)) for record in
+                      sweep.params["shapes"]]
+            charts["end_to_end_plans.svg"] = sweep_chart(
+                "Speedup of the streamed plan (c) by the plan's length and order", f"{machine}; at the headline "
+                f"setting ({sweep.params['headline']}); dashed: the targets; * the sweep's plan", plans,
+                sweep.params.get("targets", {}), x_title="the plan: searches, and their order")
     written = []
     for filename, text in charts.items():
         path = os.path.join(directory, filename)

@@ -47,11 +47,16 @@ def run_sleep_retry(
       strings, lists or dicts are never resolved;
     * the shared dict is written without a lock.
 
+    ``tasks`` may be a generator, such as a plan being parsed as it streams: each task is submitted as it
+    is yielded, and the ``timeout`` counts from the last one.
+
     The only changes: it returns the observations, accepts ``Task`` objects as well as dicts, and gives
     up after ``timeout`` seconds with ``RunTimeoutError`` (a ``TimeoutError``) instead of hanging; on
     time-out, the waiters are told to stop so that no thread outlives the call for long.
     """
-    seed_tasks = [_seed_form(task) for task in tasks]
+    # Taken one at a time: a generator (a plan being streamed) has each task submitted as it is
+    # yielded, as the original's task fetching unit takes the planner's stream.
+    seed_tasks = (_seed_form(task) for task in tasks)
     observations: Dict[int, Any] = {}
     stop = threading.Event()  # added: lets waiters give up after a time-out
 

@@ -164,7 +164,7 @@ def test_the_table_has_one_line_per_measure_and_says_what_was_skipped(tiny):
 def test_the_plots_are_well_formed_svg(tiny):
     _, _, plots = tiny
     names = sorted(path.name for path in plots.iterdir())
-    assert names == ["end_to_end.svg", "makespans.svg", "scale.svg"]
+    assert names == ["end_to_end.svg", "end_to_end_plans.svg", "end_to_end_sweep.svg", "makespans.svg", "scale.svg"]
     for path in plots.iterdir():
         root = ET.parse(path).getroot()
         assert root.tag == f"{SVG}svg"
@@ -173,6 +173,24 @@ def test_the_plots_are_well_formed_svg(tiny):
     assert len(scale.findall(f".//{SVG}polyline")) >= 6   # ours and yardstick, three forms
     bars = ET.parse(plots / "end_to_end.svg").getroot().findall(f".//{SVG}rect")
     assert len(bars) == 1 + 4                            # the background, then (a) to (d)
+    sweep = ET.parse(plots / "end_to_end_sweep.svg").getroot().findall(f".//{SVG}rect")
+    assert len(sweep) == 1 + 2 * 9                       # the background, two speedups per setting
+    plans = ET.parse(plots / "end_to_end_plans.svg").getroot().findall(f".//{SVG}rect")
+    assert len(plans) == 1 + 2 * 4                       # the sweep's plan and three other shapes
+
+
+def test_the_end_to_end_sweep_records_every_setting(tiny):
+    _, document, _ = tiny
+    params = document["workloads"]["e2e-sweep"]["params"]
+    records = params["sweep"]
+    assert [(r["tokens_per_s"], r["low"]) for r in records] == [
+        (pace["tokens_per_s"], span["low"]) for pace in params["paces"] for span in params["spans"]]
+    assert sum(r["headline"] for r in records) == 1
+    for record in records:
+        assert record["over_a"] == pytest.approx(record["a"] / record["c"], rel=1e-9)
+        assert record["over_b"] == pytest.approx(record["b"] / record["c"], rel=1e-9)
+        assert record["wait_ms"] >= 0 and 1 < record["ceiling_over_b"] < 2
+    assert [shape["shape"] for shape in params["shapes"]] == [shape["name"] for shape in params["shapes_measured"]]
 
 
 def test_help_lists_every_workload():
