@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import threading
 from collections import deque
-from typing import Any, Deque, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Deque, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 __all__ = ["ReadyQueue", "Limits", "HeldTask", "ToolStats"]
 
@@ -60,8 +60,15 @@ class ReadyQueue:
         """The kinds that have ready tasks."""
         return [kind for kind, heap in self._heaps.items() if heap]
 
-    def reprioritise(self, priority: Any) -> None:
-        """Re-key every heap with ``priority(idx)`` (after a batch raised heights)."""
+    def reprioritise(self, priority: Any, new: Iterable[Tuple[str, int]] = ()) -> None:
+        """Re-key every heap with ``priority(idx)`` (after a batch raised heights), adding the ``new``
+        ready tasks, ``(kind, idx)``, on the way: one heapify for all."""
+        for kind, idx in new:
+            heap = self._heaps.get(kind)
+            if heap is None:
+                heap = self._heaps[kind] = []
+            heap.append((0.0, idx))
+            self.count += 1
         for heap in self._heaps.values():
             heap[:] = [(-priority(idx), idx) for _, idx in heap]
             heapq.heapify(heap)

@@ -176,11 +176,12 @@ class Run(Settling):
             single = len(batch) == 1
             now = time.perf_counter()
             costs: Dict[str, float] = {}
+            ready: Optional[List[Tuple[str, int]]] = None if single else []
             for task in batch:
-                self._admit(task, single, now, costs)
-            if not single:
+                self._admit(task, now, costs, ready)
+            if ready is not None:  # a batch: its heights once, then its ready tasks queued at once
                 self._graph.update_heights(task.idx for task in batch)
-                self._ready.reprioritise(self._graph.priority)
+                self._ready.reprioritise(self._graph.priority, ready)
             kinds = self._ready.kinds()
         self._offer(kinds, wake=True)
 
@@ -285,22 +286,28 @@ class Run(Settling):
         self._parts.backends.check_tool(tool, task, self._shared_store)
         return tool
 
-    def _admit(self, task: Task, heights: bool, now: float, costs: Dict[str, float]) -> None:
+    def _admit(self, task: Task, now: float, costs: Dict[str, float],
+               ready_in_batch: Optional[List[Tuple[str, int]]]) -> None:
         """Under the lock: add one task of a batch admitted at ``now``; ``costs`` caches each tool's
-        estimate for the batch."""
+        estimate for the batch. A task of a batch (``ready_in_batch`` given) that is ready is listed
+        there, with its kind, to be queued once the batch's heights are known; a single task is queued
+        at once."""
         idx = task.idx
         self._tasks[idx] = task
         self._log.append(_QUEUED, idx, now)
         cost = costs.get(task.tool)
         if cost is None:
             cost = costs[task.tool] = self._parts.stats.estimate(task.tool) if self._parts.by_time else 1.0
-        ready, dead = self._graph.add(idx, task.dependency_indices, heights=heights, cost=cost)
+        ready, dead = self._graph.add(idx, task.dependency_indices, heights=ready_in_batch is None, cost=cost)
         if dead is not None:
             self._record_failure(TaskFailure(idx, task.tool, "skipped", cause=dead), now)
             for skipped in self._graph.fail(idx):  # tasks added earlier that wait on it
                 self._record_failure(TaskFailure(skipped, self._tasks[skipped].tool, "skipped", cause=idx), now)
         elif ready:
-            self._push_ready(idx)
+            if ready_in_batch is None:
+                self._push_ready(idx)
+            else:
+                ready_in_batch.append((self._uses[task.tool].kind, idx))
 
     def _push_ready(self, idx: int) -> None:
         task = self._tasks[idx]
