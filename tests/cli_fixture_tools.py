@@ -44,6 +44,14 @@ def nap(seconds: float) -> float:
     return seconds
 
 
+@tool
+def nap_after(text: str, seconds: float) -> float:
+    """``nap`` once ``text`` (an earlier task's observation) is in: the test knows that task is done."""
+    print(f"nap started after {text!r} for {seconds} s", flush=True)
+    time.sleep(seconds)
+    return seconds
+
+
 class BadStr:
     """A value whose str() and repr() both raise."""
 

@@ -310,7 +310,7 @@ def test_ctrl_c_prints_what_was_observed_and_exits_130_at_once():
                              cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
-        child.stdin.write('1. nap(30)\n2. echo("quick")\n')
+        child.stdin.write('1. echo("quick")\n2. nap_after($1, 30)\n')  # nap begins once echo is done
         child.stdin.close()
         assert child.stdout.readline().startswith("nap started"), child.stderr.read()
         child.send_signal(signal.SIGINT)
@@ -323,7 +323,7 @@ def test_ctrl_c_prints_what_was_observed_and_exits_130_at_once():
         for stream in (child.stdout, child.stderr):
             stream.close()
     assert code == 130, err
-    assert "1. nap(30) CANCELLED" in out and "2. echo('quick') -> quick" in out
+    assert "2. nap_after($1, 30) CANCELLED" in out and "1. echo('quick') -> quick" in out
     assert err.strip().splitlines()[-1] == "llmcompiler: interrupted"
     assert "Traceback" not in err
 
