@@ -175,6 +175,8 @@ def _dependency_tuple(value: Any, idx: Any) -> Tuple[int, ...]:
     """``value`` (a list, tuple or set of task indices) as a sorted tuple of distinct ints. Raises
     ``PlanError``."""
     kind = type(value)
+    if kind is list and len(value) == 1 and type(value[0]) is int and 0 < value[0] <= MAX_INDEX:
+        return (value[0],)  # the most common case after none
     if kind is not list and kind is not tuple and kind is not frozenset and kind is not set:
         if not isinstance(value, (list, tuple, set, frozenset)):
             raise PlanError(f"task {short_repr(idx, 40)}: 'dependencies' must be a list of task indices, got "
@@ -185,6 +187,9 @@ def _dependency_tuple(value: Any, idx: Any) -> Tuple[int, ...]:
         if type(dep) is not int or dep < 1 or dep > MAX_INDEX:
             break
     else:
+        if len(value) == 2 and kind is not set and kind is not frozenset:
+            first, second = value
+            return (first, second) if first < second else ((second, first) if second < first else (first,))
         return tuple(sorted(set(value))) if len(value) > 1 else tuple(value)
     for dep in value:
         if not _is_index(dep) or not 0 < dep <= MAX_INDEX:
@@ -196,10 +201,12 @@ def _dependency_tuple(value: Any, idx: Any) -> Tuple[int, ...]:
 def _with_references(deps: Tuple[int, ...], whole: Optional[Set[int]], in_kwargs: Optional[Set[int]]
                      ) -> Tuple[int, ...]:
     """``deps`` with the whole-argument references added (sorted, distinct)."""
-    if not whole and not in_kwargs:
-        return deps
-    found = set(deps).union(whole or (), in_kwargs or ())
-    return deps if len(found) == len(deps) else tuple(sorted(found))
+    for found in (whole, in_kwargs):
+        if found:
+            for ref in found:
+                if ref not in deps:
+                    return tuple(sorted(set(deps).union(whole or (), in_kwargs or ())))
+    return deps  # every reference declared already (the dict form lists them)
 
 
 def _task_check(idx: Any, tool: Any) -> None:
@@ -350,7 +357,8 @@ def _init(task: Task, idx: int, tool: str, args: Tuple[Any, ...], kwargs: Dict[s
 def _checked_init(task: Task, idx: Any, tool: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any],
                   dependencies: Any, thought: Optional[str]) -> None:
     """``Task.__init__`` for arguments ``from_dict`` already made its own tuple and dict."""
-    _task_check(idx, tool)
+    if type(idx) is not int or not 0 < idx <= MAX_INDEX or type(tool) is not str or not tool:
+        _task_check(idx, tool)  # raises, naming what is wrong (an int subclass passes)
     deps = _dependency_tuple(dependencies, idx)
     try:
         whole = _whole_references(args) if args else None
