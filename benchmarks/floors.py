@@ -48,19 +48,23 @@ def back_to_back(seconds: float, count: int) -> float:
     return time.perf_counter() - start
 
 
-def _sleep_many(seconds: float, count: int) -> None:
+def _sleep_many(go: threading.Event, seconds: float, count: int) -> None:
+    go.wait()
     for _ in range(count):
         time.sleep(seconds)
 
 
 def bare_threads(count: int, workers: int, seconds: float) -> float:
     """Wall-clock seconds for ``workers`` plain threads to sleep ``count`` times ``seconds`` between
-    them, each its share back to back (thread start-up included: about 0.1 ms per thread here)."""
+    them, each its share back to back: from releasing the threads (already started, waiting on one
+    event) until the last has ended."""
     shares = [count // workers + (1 if n < count % workers else 0) for n in range(workers)]
-    threads = [threading.Thread(target=_sleep_many, args=(seconds, share)) for share in shares]
-    start = time.perf_counter()
+    go = threading.Event()
+    threads = [threading.Thread(target=_sleep_many, args=(go, seconds, share)) for share in shares]
     for thread in threads:
         thread.start()
+    start = time.perf_counter()
+    go.set()
     for thread in threads:
         thread.join()
     return time.perf_counter() - start
