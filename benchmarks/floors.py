@@ -169,52 +169,59 @@ def main(reps: int = 10) -> None:
     from llmcompiler import Engine
     from llmcompiler.tools import ToolRegistry
 
-    from . import plans, yardstick
     from .tools import THREAD_TOOLS
 
-    median = statistics.median
     registry = ToolRegistry()
     registry.register(stamped_sleep, name="sleep", executor="process")
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    chain, many = plans.chain(10, "sleep", 0.010), plans.independent(500, "sleep", 0.001)
     found: Dict[str, List[Any]] = {}
-
-    def note(name: str, value: Any) -> None:
-        found.setdefault(name, []).append(value)
-
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method)) as pool, \
             Engine(registry, process_workers=2) as processes, Engine(THREAD_TOOLS, max_workers=8) as eight, \
             Engine(THREAD_TOOLS, max_workers=32) as threads, ThreadPoolExecutor(8) as pool8, \
             ThreadPoolExecutor(32) as pool32:
         done_at = _watch_done(processes)
-        plain_chain(pool, 10, 0.0)
-        processes.run(chain)
+        measures = (pool, processes, done_at, eight, threads, pool8, pool32)
+        _round(*measures)  # warms every pool and engine up; not counted
         for _ in range(reps):
-            note("sleep 10 ms, parent", median(overshoots(0.010, 20)))
-            note("sleep 10 ms, worker", median(pool.submit(overshoots, 0.010, 20).result()))
-            note("sleep 1 ms, parent", median(overshoots(0.001, 50)))
-            note("sleep 1 ms, worker", median(pool.submit(overshoots, 0.001, 50).result()))
-            note("10 x 10 ms, one thread", back_to_back(0.010, 10))
-            note("ours, thread chain", _timed(lambda: threads.run(chain)))
-            note("textbook, thread chain", _timed(lambda: yardstick.run_textbook(
-                yardstick.from_tasks(chain, THREAD_TOOLS), pool32)))
-            note("500 x 1 ms, 8 bare threads", bare_threads(500, 8, 0.001))
-            note("ours, 500 x 1 ms", _timed(lambda: eight.run(many)))
-            note("textbook, 500 x 1 ms", _timed(lambda: yardstick.run_textbook(
-                yardstick.from_tasks(many, THREAD_TOOLS), pool8)))
-            note("no-op round trip", median(s.to_start + s.overshoot + s.back for s in plain_chain(pool, 10, 0.0)))
-            started = time.perf_counter()
-            steps = plain_chain(pool, 10, 0.010)
-            note("plain submit, process chain", time.perf_counter() - started)
-            found.setdefault("plain legs", []).extend(steps)
-            done_at.clear()
-            started = time.perf_counter()
-            result = processes.run(chain)
-            note("ours, process chain", time.perf_counter() - started)
-            found.setdefault("ours legs", []).extend(engine_chain(result, 10, 0.010, done_at))
-            note("textbook, process chain", _timed(lambda: yardstick.run_textbook(
-                yardstick.from_tasks(chain, {"sleep": stamped_sleep}), pool)))
+            for name, values in _round(*measures).items():
+                found.setdefault(name, []).extend(values)
     _print(found, reps, method)
+
+
+def _round(pool: Executor, processes: Any, done_at: Dict[int, float], eight: Any, threads: Any,
+           pool8: Executor, pool32: Executor) -> Dict[str, List[Any]]:
+    """One repetition of every measure, in turn: ``{measure: [value]}`` (legs: one ``Step`` each)."""
+    from . import plans, yardstick
+    from .tools import THREAD_TOOLS
+
+    median = statistics.median
+    chain, many = plans.chain(10, "sleep", 0.010), plans.independent(500, "sleep", 0.001)
+    found = {
+        "sleep 10 ms, parent": [median(overshoots(0.010, 20))],
+        "sleep 10 ms, worker": [median(pool.submit(overshoots, 0.010, 20).result())],
+        "sleep 1 ms, parent": [median(overshoots(0.001, 50))],
+        "sleep 1 ms, worker": [median(pool.submit(overshoots, 0.001, 50).result())],
+        "10 x 10 ms, one thread": [back_to_back(0.010, 10)],
+        "ours, thread chain": [_timed(lambda: threads.run(chain))],
+        "textbook, thread chain": [_timed(lambda: yardstick.run_textbook(
+            yardstick.from_tasks(chain, THREAD_TOOLS), pool32))],
+        "500 x 1 ms, 8 bare threads": [bare_threads(500, 8, 0.001)],
+        "ours, 500 x 1 ms": [_timed(lambda: eight.run(many))],
+        "textbook, 500 x 1 ms": [_timed(lambda: yardstick.run_textbook(
+            yardstick.from_tasks(many, THREAD_TOOLS), pool8))],
+        "no-op round trip": [median(s.to_start + s.overshoot + s.back for s in plain_chain(pool, 10, 0.0))],
+    }
+    started = time.perf_counter()
+    found["plain legs"] = plain_chain(pool, 10, 0.010)
+    found["plain submit, process chain"] = [time.perf_counter() - started]
+    done_at.clear()
+    started = time.perf_counter()
+    result = processes.run(chain)
+    found["ours, process chain"] = [time.perf_counter() - started]
+    found["ours legs"] = engine_chain(result, 10, 0.010, done_at)
+    found["textbook, process chain"] = [_timed(lambda: yardstick.run_textbook(
+        yardstick.from_tasks(chain, {"sleep": stamped_sleep}), pool))]
+    return found
 
 
 def _timed(func: Any) -> float:

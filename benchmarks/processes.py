@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor, wait
 from typing import Any, Dict, List
@@ -117,17 +118,14 @@ def _chain_through_pool(pool: ProcessPoolExecutor, length: int, step: float) -> 
 
 def _round_trip(pool: ProcessPoolExecutor, length: int) -> float:
     """The median seconds of one no-op ``submit(...).result()`` round trip, over a chain of ``length``."""
-    import statistics
-
     return statistics.median(step.to_start + step.overshoot + step.back
                              for step in floors.plain_chain(pool, length, 0.0))
 
 
 def process_dispatch(config: Config) -> Workload:
     """2,000 no-op process tasks on 2 workers, and a 10 x 10 ms process chain: ours, the textbook
-    scheduler on a ProcessPoolExecutor, and plain ``submit`` (the chain's floor here: each step waits
-    for the one before, through ``ProcessPoolExecutor.submit(...).result()``), and a no-op's round
-    trip."""
+    scheduler on a ProcessPoolExecutor, and plain ``submit``. Plain ``submit(...).result()`` per step
+    is the chain's floor on this machine; a no-op's round trip is reported beside it."""
     count, length, step = config.pick(2_000, 300, 100), 10, 0.010
     workers = 2
     method = _start_method()
