@@ -352,10 +352,13 @@ class Pools:
     def submit_process(
         self, token: int, target: Any, args: tuple, kwargs: dict
     ) -> Tuple[ProcessGeneration, "Future[CallOutcome]"]:
-        """``submit_calls`` for one call: the future's result is its single ``CallOutcome``."""
+        """``submit_calls`` for one call: the future's result is its single ``CallOutcome``.
+
+        The call is pickled here, in the submitting thread, rather than in the pool's feeder thread
+        (whose turn comes after a wake-up): on a chain this is on every step's way to the worker."""
         generation = self.process_generation()
-        return generation, generation.pool.submit(
-            run_calls, _Calls((ProcessCall(token, target, args, kwargs),)), True)
+        entry = sendable(ProcessCall(token, target, args, kwargs))
+        return generation, generation.pool.submit(run_calls, (entry,), True)
 
     def retire(self, generation: ProcessGeneration) -> None:
         """Replace a broken (or to-be-killed) generation: the next submit starts a fresh pool."""
