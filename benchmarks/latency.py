@@ -2,10 +2,11 @@
 
 Four plans of thread tools: one no-op task; a chain of 10 sleeps of 10 ms (ideal 100 ms); a fan-out of
 50 sleeps of 20 ms into one gather (ideal 20 ms, 50 workers); 500 independent sleeps of 1 ms on 8
-workers (ideal 62.5 ms). Beside each plan of sleeps, its floor on this machine in the same run: the
-same sleeps on bare threads with no scheduler (``floors.py``), since ``time.sleep`` itself overshoots. "Warm" reuses one engine (ours) or one ``ThreadPoolExecutor`` (the
-yardstick) across repetitions; "cold" builds them inside each timed call (``run_tasks``; a new
-executor for the yardstick). dask's threaded scheduler keeps its pool between calls, so it is warm;
+workers (ideal 62.5 ms). Beside the chain and the 500 sleeps, their floor on this machine in the same
+run: the same sleeps on bare threads with no scheduler (``floors.py``), since ``time.sleep`` itself
+overshoots. "Warm" reuses one engine (ours) or one ``ThreadPoolExecutor`` (the yardstick) across
+repetitions; "cold" builds them inside each timed call (``run_tasks``; a new executor for the
+yardstick). dask's threaded scheduler keeps its pool between calls, so it is warm;
 the baseline builds a pool per call, so it is cold.
 """
 

@@ -110,7 +110,8 @@ class _Outcomes:
         if self.single and self.outcomes[0].error is None:  # the common case: one call that returned
             outcome = self.outcomes[0]
             try:
-                return (_rebuilt_one, (dumps(tuple(outcome)), outcome.started, outcome.finished, outcome.worker))
+                blob = dumps(tuple(outcome))
+                return (_rebuilt_one, (blob, outcome.started, outcome.finished, outcome.worker))
             except Exception:
                 pass  # the general path below makes the outcome say why
         self.outcomes = [returnable(o) if o.error is not None else o for o in self.outcomes]
