@@ -84,7 +84,10 @@ class Backends:
         calls = [ProcessCall(a.token, a.tool.process_target(), a.args, a.kwargs) for a in batch]
         for _ in range(2):  # once more on a fresh pool if this one broke just now
             try:
-                generation, future = self.pools.submit_calls(calls)
+                if len(calls) == 1:  # a chain's every step: the single-call path, one outcome back
+                    generation, future = self.pools.submit_process(*calls[0])
+                else:
+                    generation, future = self.pools.submit_calls(calls)
                 for attempt in batch:
                     attempt.generation = generation
                 return future

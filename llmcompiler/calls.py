@@ -17,10 +17,10 @@ import traceback as traceback_module
 from multiprocessing.reduction import ForkingPickler
 
 from .errors import WorkerReturnError
-from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 
 __all__ = ["CallOutcome", "ProcessCall", "Unsendable", "run_call", "load_target", "pickled_outcome",
-           "unpickled_outcome", "returnable", "sendable", "received", "dumps"]
+           "unpickled_outcome", "unreadable_outcome", "returnable", "sendable", "received", "dumps"]
 
 
 def dumps(value: Any) -> bytes:
@@ -74,13 +74,25 @@ class CallOutcome(NamedTuple):
     worker: str
 
 
+# "module:attr" -> the callable it names, in this process: filled by load_target, never emptied (a
+# path is imported once per process anyway; failures are not kept, so a later call tries again).
+_loaded: Dict[str, Callable[..., Any]] = {}
+
+# Types whose instances are never awaitable: run_call skips inspect.isawaitable (an ABC check) for
+# them, the common results of a tool.
+_NEVER_AWAITABLE = frozenset({type(None), str, int, float, bool, bytes, list, tuple, dict, set})
+
+
 def load_target(target: Any) -> Callable[..., Any]:
     """The callable ``target`` names: a ``"module:attr"`` path (through ``tools.load_path``, which
     imports each path once per process) or the callable itself. Raises ``ToolDefinitionError``."""
     if isinstance(target, str):
-        from .tools import load_path
+        loaded = _loaded.get(target)
+        if loaded is None:
+            from .tools import load_path
 
-        return load_path(target)
+            loaded = _loaded[target] = load_path(target)
+        return loaded
     return target
 
 
@@ -95,7 +107,7 @@ def run_call(target: Any, args: tuple, kwargs: dict, clock: Callable[[], float],
     started = clock()
     try:
         value = load_target(target)(*args, **kwargs)
-        if inspect.isawaitable(value):
+        if type(value) not in _NEVER_AWAITABLE and inspect.isawaitable(value):
             value = asyncio.run(_awaited(value))
     except BaseException as err:  # SystemExit and KeyboardInterrupt too: the tool's, not the worker's
         return CallOutcome(None, err, format_traceback(err), started, clock(), worker)
@@ -165,9 +177,14 @@ def unpickled_outcome(blob: bytes, started: float, finished: float, worker: str)
     try:
         return pickle.loads(blob)
     except Exception as err:
-        error = WorkerReturnError(f"the call's outcome came back but cannot be unpickled in this process "
-                                  f"({type(err).__name__}: {err})")
-        return CallOutcome(None, error, "", started, finished, worker)
+        return unreadable_outcome(err, started, finished, worker)
+
+
+def unreadable_outcome(err: Exception, started: float, finished: float, worker: str) -> CallOutcome:
+    """The outcome of a call whose pickled outcome ``err`` stopped from being unpickled here."""
+    error = WorkerReturnError(f"the call's outcome came back but cannot be unpickled in this process "
+                              f"({type(err).__name__}: {err})")
+    return CallOutcome(None, error, "", started, finished, worker)
 
 
 def sendable(call: ProcessCall) -> Union[Tuple[int, bytes], Unsendable]:

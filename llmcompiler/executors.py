@@ -47,11 +47,10 @@ import time
 import weakref
 from concurrent.futures import Future
 from concurrent.futures.process import ProcessPoolExecutor
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .calls import (CallOutcome, ProcessCall, Unsendable, dumps, pickled_outcome, received, returnable,
-                    run_call,
-                    sendable, unpickled_outcome)
+                    run_call, sendable, unpickled_outcome, unreadable_outcome)
 from .lifeline import lifeline_reader, watch_parent
 from .mainguard import check_main_guard
 from .timers import Timers
@@ -77,10 +76,11 @@ def default_start_method() -> str:
 # Set once per worker process by _init_worker; read by _run_one in the same process only.
 _slot = -1
 _running: Any = None   # shared array: slot -> token of the call running there now (0 = idle)
+_worker = ""           # this worker's name in outcomes and events: "process-<pid>"
 
 
 def _init_worker(lifeline: Any, running: Any, pids: Any, counter: Any) -> None:
-    global _slot, _running
+    global _slot, _running, _worker
     watch_parent(lifeline)
     # Ctrl-C reaches the whole process group; the parent decides what stops (it cancels the run and
     # kills the workers it must), so a worker never dies of it, nor prints a traceback.
@@ -89,6 +89,7 @@ def _init_worker(lifeline: Any, running: Any, pids: Any, counter: Any) -> None:
         _slot = counter.value
         counter.value += 1
     _running = running
+    _worker = f"process-{os.getpid()}"
     pids[_slot] = os.getpid()
 
 
@@ -105,6 +106,14 @@ class _Outcomes:
         self.single = single
 
     def __reduce__(self) -> Any:
+        # Runs on every call's way back, in a worker woken from its tool: the fewer steps the better.
+        if self.single and self.outcomes[0].error is None:  # the common case: one call that returned
+            outcome = self.outcomes[0]
+            try:
+                blob = dumps(tuple(outcome))
+                return (_rebuilt_one, (blob, outcome.started, outcome.finished, outcome.worker))
+            except Exception:
+                pass  # the general path below makes the outcome say why
         self.outcomes = [returnable(o) if o.error is not None else o for o in self.outcomes]
         stamps = [(o.started, o.finished, o.worker) for o in self.outcomes]
         try:  # plain tuples: pickled by the C pickler alone, with no class to look up per call
@@ -114,15 +123,22 @@ class _Outcomes:
         return (_rebuilt, (blob, stamps, self.single))
 
 
+def _rebuilt_one(blob: bytes, started: float, finished: float, worker: str) -> CallOutcome:
+    """The parent's side of a single call's ``_Outcomes``; never raises (it runs on the pool's result
+    thread)."""
+    try:
+        return CallOutcome._make(pickle.loads(blob))
+    except Exception as err:  # some class does not import here
+        return unreadable_outcome(err, started, finished, worker)
+
+
 def _rebuilt(blobs: Any, stamps: List[tuple], single: bool) -> Any:
     """The parent's side of ``_Outcomes``; never raises (it runs on the pool's result thread)."""
     if isinstance(blobs, bytes):
         try:
             outcomes = [CallOutcome._make(fields) for fields in pickle.loads(blobs)]
-        except Exception:  # some class does not import here: every call of the batch says so
-            outcomes = None
-        if outcomes is None:
-            return _rebuilt([b"" for _ in stamps], stamps, single)
+        except Exception as err:  # some class does not import here: every call of the batch says so
+            outcomes = [unreadable_outcome(err, *stamp) for stamp in stamps]
     else:
         outcomes = [unpickled_outcome(blob, *stamp) for blob, stamp in zip(blobs, stamps)]
     return outcomes[0] if single else outcomes
@@ -130,8 +146,9 @@ def _rebuilt(blobs: Any, stamps: List[tuple], single: bool) -> Any:
 
 class _Calls:
     """What a work item carries: its calls, each pickled on its own when the pool pickles the item
-    (``calls.sendable``), and rebuilt one by one in the worker (``calls.received``), so a call that
-    cannot cross either way fails alone, with an outcome naming why, never its batch or the pool."""
+    (``calls.sendable``), so a call that cannot be pickled fails alone, never its batch or the pool.
+    The worker receives a plain tuple of those entries; ``run_calls`` rebuilds each
+    (``calls.received``), so a call that cannot be rebuilt there fails alone too."""
 
     __slots__ = ("calls",)
 
@@ -139,29 +156,28 @@ class _Calls:
         self.calls = calls
 
     def __reduce__(self) -> Any:
-        return (_received, ([sendable(call) for call in self.calls],))
+        return (tuple, ([sendable(call) for call in self.calls],))
 
 
-def _received(entries: List[Any]) -> List[Union[ProcessCall, Unsendable]]:
-    return [received(entry) for entry in entries]
-
-
-def _run_one(call: Union[ProcessCall, Unsendable], worker: str) -> CallOutcome:
-    if isinstance(call, Unsendable):
+def _run_one(entry: Any, worker: str) -> CallOutcome:
+    call = received(entry)
+    if type(call) is Unsendable:
         now = time.perf_counter()
         return CallOutcome(None, call.error, "", now, now, worker)
-    _running[_slot] = call.token  # a death from here on is blamed on this call
+    running = _running
+    running[_slot] = call.token  # a death from here on is blamed on this call
     try:
         return run_call(call.target, call.args, call.kwargs, time.perf_counter, worker)
     finally:
-        _running[_slot] = 0
+        running[_slot] = 0
 
 
-def run_calls(calls: Sequence[Union[ProcessCall, Unsendable]], single: bool = False) -> Any:
-    """Worker-process entry: run ``calls`` one after another; the future's result is their
-    ``List[CallOutcome]`` in order (with ``single``, the one call's ``CallOutcome``)."""
-    worker = f"process-{os.getpid()}"
-    return _Outcomes([_run_one(call, worker) for call in calls], single)
+def run_calls(entries: Sequence[Any], single: bool = False) -> Any:
+    """Worker-process entry: run the calls of ``entries`` (what ``calls.sendable`` made of each) one
+    after another; the future's result is their ``List[CallOutcome]`` in order (with ``single``, the
+    one call's ``CallOutcome``)."""
+    worker = _worker or f"process-{os.getpid()}"  # set by _init_worker in the engine's pools
+    return _Outcomes([_run_one(entry, worker) for entry in entries], single)
 
 
 # -- parent side ---------------------------------------------------------------------------------------
@@ -337,10 +353,13 @@ class Pools:
     def submit_process(
         self, token: int, target: Any, args: tuple, kwargs: dict
     ) -> Tuple[ProcessGeneration, "Future[CallOutcome]"]:
-        """``submit_calls`` for one call: the future's result is its single ``CallOutcome``."""
+        """``submit_calls`` for one call: the future's result is its single ``CallOutcome``.
+
+        The call is pickled here, in the submitting thread, rather than in the pool's feeder thread
+        (whose turn comes after a wake-up): on a chain this is on every step's way to the worker."""
         generation = self.process_generation()
-        return generation, generation.pool.submit(
-            run_calls, _Calls((ProcessCall(token, target, args, kwargs),)), True)
+        entry = sendable(ProcessCall(token, target, args, kwargs))
+        return generation, generation.pool.submit(run_calls, (entry,), True)
 
     def retire(self, generation: ProcessGeneration) -> None:
         """Replace a broken (or to-be-killed) generation: the next submit starts a fresh pool."""
