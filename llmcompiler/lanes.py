@@ -150,8 +150,9 @@ class ThreadLane:
                 # Two workers trading microsecond calls only contend: when another worker is in such
                 # a call now and has made progress since this one's last turn, this one steps back (the
                 # stall watch brings it back if every awake worker gets stuck). A worker in a longer
-                # call is no reason to step back: the ready work would wait for it.
-                if quick and self.calls - seen > mine and \
+                # call is no reason to step back: the ready work would wait for it. A closed lane
+                # notifies no one again: a worker coming back after close() never steps back.
+                if quick and not self._closed and self.calls - seen > mine and \
                         any(self.in_quick_call.get(other) for other in self._busy):
                     self._idle_until_woken()
                 while not self._runs:
