@@ -24,6 +24,7 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable, Optional
 
+from ._signals import start_thread
 from .calls import CallOutcome, format_traceback
 
 __all__ = ["AsyncLoop"]
@@ -82,7 +83,7 @@ class AsyncLoop:
                 running = threading.Event()
                 self._thread = threading.Thread(target=_serve, args=(loop, running), name=THREAD_NAME,
                                                 daemon=True)
-                self._thread.start()
+                start_thread(self._thread)
                 running.wait()
                 self._loop = loop
             return self._loop

@@ -17,6 +17,7 @@ import threading
 from array import array
 from typing import Any, Callable, Iterator, List, Mapping, Optional
 
+from ._signals import start_thread
 from .results import Event
 
 __all__ = ["EventLog", "Delivery", "KINDS"]
@@ -80,7 +81,7 @@ class Delivery:
         self._on_event = on_event
         self.error: Optional[Exception] = None
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        start_thread(self._thread)
 
     def _loop(self) -> None:
         for event in self._source:

@@ -51,6 +51,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .calls import (CallOutcome, ProcessCall, Unsendable, dumps, pickled_outcome, received, returnable,
                     run_call, sendable, unpickled_outcome, unreadable_outcome)
+from ._signals import first_call_blocking_interrupts, mask_kept
 from .lifeline import lifeline_reader, watch_parent
 from .mainguard import check_main_guard
 from .timers import Timers
@@ -188,6 +189,7 @@ class ProcessGeneration:
 
     def __init__(self, number: int, workers: int, context: Any) -> None:
         self.number = number
+        self._start_method = context.get_start_method()
         self.running = context.Array("q", workers, lock=False)
         self.pids = context.Array("i", workers, lock=False)
         counter = context.Value("i", 0)
@@ -201,6 +203,19 @@ class ProcessGeneration:
         # Written by kill_tokens (timer or scheduler threads), read by dead_tokens; single dict
         # operations, atomic under the GIL.
         self._killed_for: Dict[int, int] = {}
+
+    def submit(self, fn: Any, *args: Any) -> Future:
+        """``pool.submit``; while the pool has not started its manager thread, with SIGINT blocked, so
+        the threads (and the forkserver) it starts never take a Ctrl-C meant for the main thread
+        (``_signals``). ``_executor_manager_thread`` is concurrent.futures' own (3.9+)."""
+        if getattr(self.pool, "_executor_manager_thread", None) is not None:
+            return self.pool.submit(fn, *args)
+        with mask_kept():  # ensure_running may unblock SIGINT in this thread (see _signals)
+            if self._start_method == "forkserver":  # started first, as usual: it is shared with the
+                from multiprocessing import forkserver  # caller's own forkserver processes
+
+                forkserver.ensure_running()
+            return first_call_blocking_interrupts(self.pool.submit, fn, *args)
 
     def running_tokens(self) -> Dict[int, int]:
         """Token -> worker pid, for every call running now (read from shared memory, no round trip)."""
@@ -330,8 +345,9 @@ class Pools:
             self._check_open()
             if self._process is None:
                 check_main_guard(self.start_method)
-                self._process = ProcessGeneration(next(self._generations), self.process_workers,
-                                                  process_context(self.start_method))
+                with mask_kept():  # an engine thread keeps SIGINT blocked (see _signals)
+                    self._process = ProcessGeneration(next(self._generations), self.process_workers,
+                                                      process_context(self.start_method))
             return self._process
 
     def submit_calls(
@@ -348,7 +364,7 @@ class Pools:
         succeeds only while no call of it has started, and then cancels every call of the batch.
         """
         generation = self.process_generation()
-        return generation, generation.pool.submit(run_calls, _Calls(tuple(calls)))
+        return generation, generation.submit(run_calls, _Calls(tuple(calls)))
 
     def submit_process(
         self, token: int, target: Any, args: tuple, kwargs: dict
@@ -359,7 +375,7 @@ class Pools:
         (whose turn comes after a wake-up): on a chain this is on every step's way to the worker."""
         generation = self.process_generation()
         entry = sendable(ProcessCall(token, target, args, kwargs))
-        return generation, generation.pool.submit(run_calls, (entry,), True)
+        return generation, generation.submit(run_calls, (entry,), True)
 
     def retire(self, generation: ProcessGeneration) -> None:
         """Replace a broken (or to-be-killed) generation: the next submit starts a fresh pool."""

@@ -31,6 +31,8 @@ import time
 from collections import deque
 from typing import Any, Deque, List
 
+from ._signals import start_thread
+
 __all__ = ["ThreadLane", "SubmitLane", "Submission", "STALL"]
 
 log = logging.getLogger("llmcompiler")
@@ -114,7 +116,7 @@ class ThreadLane:
                 thread = threading.Thread(target=self._loop, name=f"{self._name}-{next(self._names)}",
                                           daemon=True)
                 self._threads.append(thread)
-                thread.start()
+                start_thread(thread)
             else:
                 return
             on_the_way += 1

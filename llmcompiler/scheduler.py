@@ -74,6 +74,7 @@ TaskLike = Union[Task, Mapping[str, Any]]
 _QUEUED, _SUBMITTED, _STARTED = CODE["queued"], CODE["submitted"], CODE["started"]
 _QUICK_CALL = 50e-6  # a thread call shorter than this is run by a worker already awake
 _PROCESS_BATCH = 16  # process calls in one work item at most (only when many are ready)
+_SIGNAL_SLICE = 1.0  # seconds the main thread waits at a time in Run.wait (see _wait_over)
 _log = logging.getLogger("llmcompiler")
 _outcome = Outcome._make  # an Outcome from a tuple of all its fields: half the cost of Outcome(...)
 _tokens = itertools.count(1)  # process-wide unique attempt tokens (shared-memory slot values)
@@ -210,15 +211,29 @@ class Run(Settling):
         and every event was delivered to ``on_event``, and return its result. Raises
         ``RunTimeoutError`` (the run goes on) when ``timeout`` passes, and re-raises the first exception
         ``on_event`` raised (the run itself went on without the callback; ``result()`` has it all)."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: self._over, timeout):
-                raise RunTimeoutError(
-                    f"the run did not finish within {timeout} s ({self._graph.unfinished} tasks unfinished)")
+        if not self._wait_over(timeout):
+            raise RunTimeoutError(
+                f"the run did not finish within {timeout} s ({self._graph.unfinished} tasks unfinished)")
         if self._delivery is not None:
             self._delivery.join()
             if self._delivery.error is not None:
                 raise self._delivery.error
         return self.result()
+
+    def _wait_over(self, timeout: Optional[float]) -> bool:
+        """Wait until the run is over; False when ``timeout`` passed first. The main thread waits in
+        slices of ``_SIGNAL_SLICE``: a Ctrl-C that lands just as it goes to sleep (after its last check
+        for signals, before the wait begins) would otherwise be seen only when the run ends."""
+        with self._changed:
+            if threading.current_thread() is not threading.main_thread():
+                return self._changed.wait_for(lambda: self._over, timeout)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._over:
+                left = _SIGNAL_SLICE if deadline is None else min(_SIGNAL_SLICE, deadline - time.monotonic())
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+            return True
 
     @property
     def callback_error(self) -> Optional[Exception]:

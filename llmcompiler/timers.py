@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Callable, List, Optional, Tuple
 
+from ._signals import start_thread
+
 __all__ = ["Timers"]
 
 _log = logging.getLogger("llmcompiler")
@@ -39,7 +41,7 @@ class Timers:
             heapq.heappush(self._heap, (deadline, handle, action))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="llmcompiler-timers", daemon=True)
-                self._thread.start()
+                start_thread(self._thread)
             self._changed.notify()
         return handle
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
+import pytest
+
+from llmcompiler import Engine, ToolRegistry
 from llmcompiler.lanes import ThreadLane
 from llmcompiler.timers import Timers
+
+import faults_fixture_tools as fx
 
 WAIT = 30
 
@@ -53,3 +60,37 @@ def test_a_worker_back_from_a_quick_call_after_close_exits_and_does_not_step_bac
             if thread.name.startswith("llmcompiler-"):
                 thread.join(WAIT)
         timers.close()
+
+
+def _blocks_sigint(native_id: int) -> bool:
+    """Whether the thread ``native_id`` of this process blocks SIGINT (Linux: /proc's SigBlk mask)."""
+    with open(f"/proc/self/task/{native_id}/status") as status:
+        for line in status:
+            if line.startswith("SigBlk:"):
+                return bool(int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1)
+    raise AssertionError("no SigBlk line")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads Linux's /proc")
+def test_the_engines_threads_leave_ctrl_c_to_the_main_thread():
+    """Lane workers, the timer thread, the event loop, the delivery thread and the process pool's
+    own threads all block SIGINT, so the kernel hands a Ctrl-C to the main thread, which wakes from
+    Run.wait() at once; the main thread itself is left as it was."""
+    async def coro() -> int:
+        return 3
+
+    tools = ToolRegistry()
+    tools.register(lambda: 1, name="quick", timeout=30)
+    tools.register(coro, name="coro")
+    tools.register(fx.square, executor="process")
+    seen = []
+    with Engine(tools, process_workers=1) as engine:
+        result = engine.run("1. quick()\n2. coro()\n3. square(4)", timeout=WAIT, on_event=seen.append)
+        assert result.observations == {1: 1, 2: 3, 3: 16}
+        others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+        names = {t.name for t in others}
+        assert {"llmcompiler-timers", "llmcompiler-async", "llmcompiler-1"} <= names, names
+        assert "QueueFeederThread" in names and len(names) >= 5, names  # and the pool's manager thread
+        assert all(_blocks_sigint(t.native_id) for t in others), \
+            [(t.name, _blocks_sigint(t.native_id)) for t in others]
+    assert not _blocks_sigint(threading.main_thread().native_id)
