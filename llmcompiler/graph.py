@@ -26,7 +26,7 @@ still waiting or is already over raises ``ValueError`` naming it.
 
 from __future__ import annotations
 
-from typing import Any, Collection, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+from typing import Any, Collection, Dict, Iterable, List, Optional, Set, Tuple
 
 from .validation import find_cycle
 

@@ -8,7 +8,8 @@ to the engine's lane for that kind (``lanes``): nothing sleeps and re-checks. A 
 the run's ready thread tasks back to back, recording each and taking the next under one hold of the
 lock, until none is left or another run waits for its turn. A submit lane (process pool, event loop,
 given executor) has the run submit a task (or a batch of process calls) and records each outcome from
-the future's done callback. What happens to an outcome is ``settling.Settling`` (a mixin of ``Run``).
+the future's done callback (``submitting.Submitting``, a mixin of ``Run``). What happens to an outcome
+is ``settling.Settling`` (another).
 
 State
 -----
@@ -57,9 +58,9 @@ from .context import RunContext
 from .errors import RunClosedError, RunTimeoutError, StoreError
 from .eventlog import CODE, Delivery, EventLog
 from .graph import TaskGraph
-from .lanes import Submission
-from .outcomes import Attempt, Outcome, read_outcomes
+from .outcomes import Attempt, Outcome
 from .settling import Settling
+from .submitting import Submitting
 from .plan import Task, resolve
 from .validation import check_new_tasks, cycle_error, missing_dependency_error
 from .ready import ReadyQueue
@@ -71,10 +72,9 @@ __all__ = ["Run", "RunParts", "TaskLike"]
 
 TaskLike = Union[Task, Mapping[str, Any]]
 
-_QUEUED, _SUBMITTED, _STARTED = CODE["queued"], CODE["submitted"], CODE["started"]
+_QUEUED, _STARTED = CODE["queued"], CODE["started"]
 _QUICK_CALL = 50e-6  # a thread call shorter than this is run by a worker already awake
-_PROCESS_BATCH = 16  # process calls in one work item at most (only when many are ready)
-_SIGNAL_SLICE = 1.0  # seconds the main thread waits at a time in Run.wait (see _wait_over)
+_SIGNAL_RECHECK = 0.05  # seconds of the main thread's first sleep in Run.wait after a wake-up (_wait_over)
 _log = logging.getLogger("llmcompiler")
 _outcome = Outcome._make  # an Outcome from a tuple of all its fields: half the cost of Outcome(...)
 _tokens = itertools.count(1)  # process-wide unique attempt tokens (shared-memory slot values)
@@ -102,7 +102,7 @@ class RunParts(NamedTuple):
     by_time: bool         # order ready tasks by estimated time (True) or by count of dependents
 
 
-class Run(Settling):
+class Run(Settling, Submitting):
     """One run of tasks on an engine. Made by ``Engine.start()``; safe to use from any thread.
 
     ``add(task)`` while it runs, ``close()`` when no more tasks will come, then ``wait()`` for the
@@ -221,18 +221,26 @@ class Run(Settling):
         return self.result()
 
     def _wait_over(self, timeout: Optional[float]) -> bool:
-        """Wait until the run is over; False when ``timeout`` passed first. The main thread waits in
-        slices of ``_SIGNAL_SLICE``: a Ctrl-C that lands just as it goes to sleep (after its last check
-        for signals, before the wait begins) would otherwise be seen only when the run ends."""
+        """Wait until the run is over; False when ``timeout`` passed first.
+
+        In the main thread, each sleep that follows a wake-up begins with a short one
+        (``_SIGNAL_RECHECK``): a SIGINT that lands as the thread goes to sleep (after its last check
+        for signals, before the wait begins; likely when the sender is a thread of this process that
+        the released GIL let run) would otherwise be seen only at the next wake-up, perhaps when the
+        run ends. Once a short sleep passes quietly, the next is unbounded: an idle wait costs
+        nothing."""
         with self._changed:
             if threading.current_thread() is not threading.main_thread():
                 return self._changed.wait_for(lambda: self._over, timeout)
             deadline = None if timeout is None else time.monotonic() + timeout
+            short = True
             while not self._over:
-                left = _SIGNAL_SLICE if deadline is None else min(_SIGNAL_SLICE, deadline - time.monotonic())
-                if left <= 0:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
                     return False
-                self._changed.wait(left)
+                if short:
+                    left = _SIGNAL_RECHECK if left is None else min(_SIGNAL_RECHECK, left)
+                short = self._changed.wait(left)  # notified: the next sleep begins short again
             return True
 
     @property
@@ -473,69 +481,6 @@ class Run(Settling):
         ended = time.perf_counter()
         self._parts.stats.record(tool.name, ended - began)
         return _outcome((value, error, "", began, ended, worker, ""))
-
-    # -- submitted tasks: process pools, the event loop, executors ---------------------------------
-
-    def submit_next(self, lane: Any) -> Submission:
-        """Called by a submit lane with a free slot: submit this run's best ready task of the lane's
-        kind (for process tools, with more ready behind it, a batch of them: one work item, one
-        round trip). Says whether it did, had nothing, or holds its next task for a free worker."""
-        kind = lane.kind
-        with self._lock:
-            batch = self._take_batch(lane)
-            more = self._ready.has(kind)
-        if more:
-            lane.offer(self)
-        if not batch:
-            self._after()
-            return Submission.HELD if more else Submission.NOTHING
-        batch[0].lane = lane  # the batch holds one slot of the lane; its first attempt gives it back
-        try:
-            future = self._parts.backends.submit(kind, batch, self._context)
-        except Exception as err:  # could not hand them over: those tasks fail, the run goes on
-            for attempt in batch:
-                self._record(attempt, Outcome(None, err, "", 0.0, 0.0, None, step="submitting the call"))
-            return Submission.SENT  # its slot was given back by the first record
-        future.add_done_callback(partial(self._guarded_done, batch))
-        if any(attempt.stale for attempt in batch):  # cancelled while it was being handed over
-            self._parts.backends.stop([attempt for attempt in batch if attempt.stale])
-        return Submission.SENT
-
-    def _take_batch(self, lane: Any) -> List[Attempt]:
-        """Under the lock: the attempts of one work item. A tool with a timeout goes alone and only
-        to a free worker (its clock starts now); other process calls go several to a work item when
-        more are ready than there are workers."""
-        kind = lane.kind
-        if not lane.has_free_worker() and self._next_needs_free_worker(kind):
-            return []
-        first = self._take(kind, None)
-        if first is None:
-            return []
-        batch = [first]
-        if kind == "process" and first.tool.timeout is None:
-            size = min(_PROCESS_BATCH, self._ready.size(kind) // (2 * lane.workers))
-            while len(batch) < size and not self._next_needs_free_worker(kind):
-                attempt = self._take(kind, None)
-                if attempt is None:
-                    break
-                batch.append(attempt)
-        now = time.perf_counter()
-        for attempt in batch:
-            self._log.append(_SUBMITTED, attempt.idx, now)
-        return batch
-
-    def _next_needs_free_worker(self, kind: str) -> bool:
-        idx = self._ready.peek(kind)
-        return idx is not None and self._uses[self._tasks[idx].tool].tool.timeout is not None
-
-    def _guarded_done(self, batch: List[Attempt], future: Any) -> None:
-        """A submitted work item's future is done (on the executor's or the loop's thread)."""
-        try:
-            outcomes = read_outcomes(future, len(batch))
-        except Exception as err:  # the outcome itself could not be read
-            outcomes = [Outcome(None, err, "", 0.0, 0.0, None, step="reading the outcome")] * len(batch)
-        for attempt, outcome in zip(batch, outcomes):
-            self._record(attempt, outcome)
 
     # -- after the lock ----------------------------------------------------------------------------
 
