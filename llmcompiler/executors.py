@@ -343,6 +343,8 @@ class Pools:
         """
         with self._lock:
             self._check_open()
+            if self._retired:
+                self._release_over()
             if self._process is None:
                 check_main_guard(self.start_method)
                 with mask_kept():  # an engine thread keeps SIGINT blocked (see _signals)
@@ -382,15 +384,20 @@ class Pools:
         with self._lock:
             if self._process is generation:
                 self._process = None
-                # Generations retired earlier are dropped once over, so a long-lived engine whose
-                # pools keep breaking (timeouts, cancelled runs) holds only the ones still ending.
-                still_ending = []
-                for retired in self._retired:
-                    if retired.over():
-                        retired.release()
-                    else:
-                        still_ending.append(retired)
-                self._retired = still_ending + [generation]
+                self._release_over()
+                self._retired.append(generation)
+
+    def _release_over(self) -> None:
+        """Under the lock: close and drop the retired generations that are over (checked at each
+        retirement and each submit), so a long-lived engine whose pools keep breaking (timeouts,
+        cancelled runs) holds only the ones still ending."""
+        still_ending = []
+        for retired in self._retired:
+            if retired.over():
+                retired.release()
+            else:
+                still_ending.append(retired)
+        self._retired = still_ending
 
     def kill_tokens(self, generation: ProcessGeneration, tokens: Iterable[int]) -> int:
         """SIGKILL only the workers of ``generation`` running one of ``tokens`` now (a timed-out call,
