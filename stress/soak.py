@@ -16,8 +16,8 @@ RUN_LIMIT = 60.0  # seconds: a run of 40 quick tasks still going after this has 
 # Runs before the first measurement: pools, caches and the manager are started by then, and the
 # first worker death (run 25) has retired a pool whose successor runs since. The last death is at run
 # 475, so the end, like the first measurement, comes long after a retirement: a pool still ending
-# just then holds its pipes until the next submit sees it over (measured at a death's run, the end
-# looked 2 to 7 descriptors "grown", none of them kept).
+# just then holds its pipes until the next submit sees it over (measured right after a death, the end
+# read up to 7 descriptors higher).
 WARM_UP = 60
 
 
