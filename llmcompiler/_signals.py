@@ -15,9 +15,9 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
-__all__ = ["interrupts_blocked", "mask_kept", "start_thread", "first_call_blocking_interrupts"]
+__all__ = ["interrupts_blocked", "mask_kept", "start_thread"]
 
 _CAN_MASK = hasattr(signal, "pthread_sigmask")  # POSIX; elsewhere SIGINT goes to the main thread
 
@@ -54,9 +54,3 @@ def start_thread(thread: threading.Thread) -> None:
     """``thread.start()``, the thread beginning with SIGINT blocked."""
     with interrupts_blocked():
         thread.start()
-
-
-def first_call_blocking_interrupts(call: Callable[..., Any], *args: Any) -> Any:
-    """``call(*args)`` with SIGINT blocked, for a call that starts threads (a pool's first submit)."""
-    with interrupts_blocked():
-        return call(*args)

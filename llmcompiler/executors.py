@@ -51,7 +51,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .calls import (CallOutcome, ProcessCall, Unsendable, dumps, pickled_outcome, received, returnable,
                     run_call, sendable, unpickled_outcome, unreadable_outcome)
-from ._signals import first_call_blocking_interrupts, mask_kept
+from ._signals import interrupts_blocked, mask_kept
 from .lifeline import lifeline_reader, watch_parent
 from .mainguard import check_main_guard
 from .timers import Timers
@@ -215,7 +215,8 @@ class ProcessGeneration:
                 from multiprocessing import forkserver  # caller's own forkserver processes
 
                 forkserver.ensure_running()
-            return first_call_blocking_interrupts(self.pool.submit, fn, *args)
+            with interrupts_blocked():
+                return self.pool.submit(fn, *args)
 
     def running_tokens(self) -> Dict[int, int]:
         """Token -> worker pid, for every call running now (read from shared memory, no round trip)."""

@@ -21,10 +21,10 @@ class Attempt:
                  "abandoned", "cache_key", "lane", "generation", "future")
 
     def __init__(self, idx: int, number: int, token: int, args: tuple, kwargs: Dict[str, Any],
-                 tool: Any, kind: Optional[str] = None) -> None:
+                 tool: Any, kind: str) -> None:
         self.idx, self.number, self.token, self.args, self.kwargs = idx, number, token, args, kwargs
         self.tool = tool         # the Tool it calls
-        self.kind: str = kind if kind is not None else tool.executor  # where it runs
+        self.kind = kind         # where it runs: the tool's executor kind
         self.timer: Optional[int] = None
         self.expired: Optional[BaseException] = None  # its timeout passed; its worker is being killed
         self.stale = False       # its outcome no longer counts (timed out, cancelled)

@@ -36,6 +36,10 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, Iterable, Ite
 from .errors import PlanError, RenderError, SubstitutionError
 from .text import exact_text, short_repr
 
+# The checks on a set of tasks (llmcompiler.validation), importable from here too (see __getattr__).
+_VALIDATION_NAMES = ("validate_tasks", "check_new_tasks", "find_cycle", "duplicate_error", "self_reference_error",
+                     "missing_dependency_error", "unknown_reference_error", "cycle_error")
+
 __all__ = [
     "MAX_NESTING",
     "MAX_INDEX",
@@ -49,14 +53,7 @@ __all__ = [
     "END_OF_PLAN",
     "parse_plan",
     "PlanParser",
-    "validate_tasks",
-    "check_new_tasks",
-    "find_cycle",
-    "duplicate_error",
-    "self_reference_error",
-    "missing_dependency_error",
-    "unknown_reference_error",
-    "cycle_error",
+    *_VALIDATION_NAMES,
 ]
 
 MAX_NESTING = 100  # containers inside one argument, at most (the parser counts the call's own bracket too)
@@ -68,8 +65,6 @@ _WHOLE_REFERENCE = re.compile(r"\$(?:\{([0-9]+)\}|([0-9]+))")
 # A reference inside text. "$5.00" is money, not task 5: a bare $N must not be followed by ".digit".
 _INLINE_REFERENCE = re.compile(r"\$(?:\{([0-9]{1,18})\}|([0-9]{1,18})(?![0-9]|\.[0-9]))")
 _NO_DEPENDENCIES: frozenset = frozenset()
-_VALIDATION_NAMES = ("validate_tasks", "check_new_tasks", "find_cycle", "duplicate_error", "self_reference_error",
-                     "missing_dependency_error", "unknown_reference_error", "cycle_error")
 
 
 def _reference_value(digits: str) -> int:

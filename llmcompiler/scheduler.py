@@ -454,10 +454,7 @@ class Run(Settling, Submitting):
             if self._shared_store:
                 outcome = self._store_outcome(attempt, outcome)
             with self._lock:
-                try:
-                    self._settle(attempt, outcome)
-                except Exception as err:
-                    self._settling_failed(attempt, err)
+                self._settle_guarded(attempt, outcome)
                 attempt = None if lane.others_waiting(self) else self._take("thread", worker)
                 # Tasks of other kinds were released: offer them to their lanes.
                 kinds = ready.kinds() if attempt is None or ready.count > ready.size("thread") else None

@@ -72,15 +72,10 @@ class Settling:
         """Under the lock: ``_settle``, and if recording itself fails, fail the task plainly."""
         try:
             self._settle(attempt, outcome)
-        except Exception as err:
-            self._settling_failed(attempt, err)
-
-    def _settling_failed(self, attempt: Attempt, err: Exception) -> None:
-        """Under the lock: recording the attempt's outcome raised (the engine's own code): the task
-        fails plainly, naming that step."""
-        self._attempts.pop(attempt.idx, None)
-        if attempt.idx not in self._failures and attempt.idx not in self._graph.finished:
-            self._fail_task(attempt.idx, "failed", err, time.perf_counter(), step="recording the outcome")
+        except Exception as err:  # recording raised (the engine's own code): the task fails plainly
+            self._attempts.pop(attempt.idx, None)
+            if attempt.idx not in self._failures and attempt.idx not in self._graph.finished:
+                self._fail_task(attempt.idx, "failed", err, time.perf_counter(), step="recording the outcome")
 
     def _settle(self, attempt: Attempt, outcome: Outcome, cached: bool = False,
                 call_ended: bool = True) -> None:

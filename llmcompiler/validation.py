@@ -17,18 +17,9 @@ from __future__ import annotations
 from typing import Any, Collection, Iterable, List, Mapping, Optional, Set, Union
 
 from .errors import CycleError, DuplicateTaskError, PlanError, UnknownReferenceError
-from .plan import Task
+from .plan import _VALIDATION_NAMES, Task
 
-__all__ = [
-    "validate_tasks",
-    "check_new_tasks",
-    "find_cycle",
-    "duplicate_error",
-    "self_reference_error",
-    "missing_dependency_error",
-    "unknown_reference_error",
-    "cycle_error",
-]
+__all__ = list(_VALIDATION_NAMES)  # one list: plan.py re-exports the same names
 
 
 def _where(line: Optional[int]) -> str:

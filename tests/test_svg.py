@@ -11,6 +11,8 @@ import pytest
 from llmcompiler import Engine, Event, Task
 from llmcompiler import svg
 
+from picture_fixtures import Failure, Source
+
 SVG = "{http://www.w3.org/2000/svg}"
 
 EVENTS = [
@@ -21,16 +23,6 @@ EVENTS = [
     Event("skipped", 4, "combine", 0.75),
     Event("finished", 2, "crunch", 1.0, "process-7"),
 ]
-
-
-class Failure:
-    def __init__(self, kind, cause=None, error_type="", message=""):
-        self.kind, self.cause, self.error_type, self.message = kind, cause, error_type, message
-
-
-class Source:
-    def __init__(self, events, failures=None, tasks=None):
-        self.events, self.failures, self.tasks = events, failures or {}, tasks or {}
 
 
 def parse(text):

@@ -11,6 +11,8 @@ import pytest
 from llmcompiler import trace
 from llmcompiler import Engine, Event
 
+from picture_fixtures import Failure, Source
+
 # Times are exact binary fractions, so the bar arithmetic below is exact.
 EVENTS = [
     Event("queued", 1, "search", 0.0), Event("queued", 2, "crunch", 0.0), Event("queued", 3, "search", 0.0),
@@ -110,18 +112,6 @@ def test_chrome_trace_is_the_object_form_with_named_lanes():
                                           "worker": "thread-1"}
     assert found["otherData"] == {"makespan_ms": 1000.0, "serial_ms": 1750.0, "clock_origin_s": -0.5}
     assert trace.chrome_trace([])["traceEvents"] == []
-
-
-class Failure:
-    """The fields of a TaskFailure the pictures read."""
-
-    def __init__(self, kind, cause=None, error_type="", message=""):
-        self.kind, self.cause, self.error_type, self.message = kind, cause, error_type, message
-
-
-class Source:
-    def __init__(self, events, failures=None, tasks=None):
-        self.events, self.failures, self.tasks = events, failures or {}, tasks or {}
 
 
 def test_chrome_trace_marks_failures_and_draws_skips_from_their_cause():
