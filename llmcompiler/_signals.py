@@ -15,39 +15,42 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from typing import Iterator
+from typing import ContextManager, Iterator, Tuple
 
-__all__ = ["interrupts_blocked", "mask_kept", "start_thread"]
+__all__ = ["interrupts_blocked", "interrupts_unblocked", "mask_kept", "start_thread"]
 
 _CAN_MASK = hasattr(signal, "pthread_sigmask")  # POSIX; elsewhere SIGINT goes to the main thread
 
 
 @contextlib.contextmanager
-def interrupts_blocked() -> Iterator[None]:
+def _mask(how: int, signals: Tuple[int, ...]) -> Iterator[None]:
+    """``pthread_sigmask(how, signals)`` for the block's duration; this thread's mask as it was after."""
+    if not _CAN_MASK:
+        yield
+        return
+    previous = signal.pthread_sigmask(how, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def interrupts_blocked() -> ContextManager[None]:
     """Block SIGINT in this thread for the block's duration (threads started inside inherit it); a
     SIGINT arriving meanwhile stays pending and is delivered when the block ends."""
-    if not _CAN_MASK:
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return _mask(signal.SIG_BLOCK, (signal.SIGINT,))
 
 
-@contextlib.contextmanager
-def mask_kept() -> Iterator[None]:
+def interrupts_unblocked() -> ContextManager[None]:
+    """Unblock SIGINT in this thread for the block's duration: for starting a process that outlives
+    the engine and serves the caller too (multiprocessing's forkserver), which inherits the mask."""
+    return _mask(signal.SIG_UNBLOCK, (signal.SIGINT,))
+
+
+def mask_kept() -> ContextManager[None]:
     """Restore this thread's signal mask after the block: ``multiprocessing``'s resource tracker,
     started on first need (a pool's shared memory), unblocks SIGINT in the thread that starts it."""
-    if not _CAN_MASK:
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, ())
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return _mask(signal.SIG_BLOCK, ())
 
 
 def start_thread(thread: threading.Thread) -> None:

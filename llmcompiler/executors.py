@@ -51,7 +51,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .calls import (CallOutcome, ProcessCall, Unsendable, dumps, pickled_outcome, received, returnable,
                     run_call, sendable, unpickled_outcome, unreadable_outcome)
-from ._signals import interrupts_blocked, mask_kept
+from ._signals import interrupts_blocked, interrupts_unblocked, mask_kept
 from .lifeline import lifeline_reader, watch_parent
 from .mainguard import check_main_guard
 from .timers import Timers
@@ -210,13 +210,15 @@ class ProcessGeneration:
         (``_signals``). ``_executor_manager_thread`` is concurrent.futures' own (3.9+)."""
         if getattr(self.pool, "_executor_manager_thread", None) is not None:
             return self.pool.submit(fn, *args)
-        with mask_kept():  # ensure_running may unblock SIGINT in this thread (see _signals)
-            if self._start_method == "forkserver":  # started first, as usual: it is shared with the
-                from multiprocessing import forkserver  # caller's own forkserver processes
+        if self._start_method == "forkserver":
+            from multiprocessing import forkserver
 
+            # Started first, with SIGINT as the caller's processes expect it (it forks them too),
+            # even when this thread is one of the engine's.
+            with interrupts_unblocked():
                 forkserver.ensure_running()
-            with interrupts_blocked():
-                return self.pool.submit(fn, *args)
+        with interrupts_blocked():
+            return self.pool.submit(fn, *args)
 
     def running_tokens(self) -> Dict[int, int]:
         """Token -> worker pid, for every call running now (read from shared memory, no round trip)."""

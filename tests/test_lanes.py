@@ -94,3 +94,46 @@ def test_the_engines_threads_leave_ctrl_c_to_the_main_thread():
         assert all(_blocks_sigint(t.native_id) for t in others), \
             [(t.name, _blocks_sigint(t.native_id)) for t in others]
     assert not _blocks_sigint(threading.main_thread().native_id)
+
+
+_FORKSERVER_PROBE = '''
+import os
+from llmcompiler import Engine, ToolRegistry
+import faults_fixture_tools as fx
+
+def children():
+    found = []
+    for task in os.listdir(f"/proc/{os.getpid()}/task"):
+        found += open(f"/proc/{os.getpid()}/task/{task}/children").read().split()
+    return found
+
+if __name__ == "__main__":
+    tools = ToolRegistry()
+    tools.register(lambda: 2, name="two")
+    tools.register(fx.square, executor="process")
+    with Engine(tools, process_workers=1, start_method="forkserver") as engine:
+        assert engine.run("1. two()\\n2. square($1)").observations == {1: 2, 2: 4}
+        for pid in children():
+            if "forkserver" in open(f"/proc/{pid}/cmdline").read():
+                status = open(f"/proc/{pid}/status").read()
+                mask = next(line for line in status.splitlines() if line.startswith("SigBlk:"))
+                print("forkserver blocks SIGINT:", bool(int(mask.split()[1], 16) & 2))
+'''
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads Linux's /proc")
+def test_a_forkserver_started_from_an_engine_thread_takes_ctrl_c_as_usual(tmp_path):
+    """The first process call of a fresh interpreter is submitted by a lane worker (SIGINT blocked):
+    multiprocessing's forkserver, which also forks the caller's own processes, still starts with
+    SIGINT unblocked."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "probe.py"
+    script.write_text(_FORKSERVER_PROBE)
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(tests), tests]))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                          timeout=WAIT, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "forkserver blocks SIGINT: False" in done.stdout, done.stdout + done.stderr
