@@ -1,6 +1,6 @@
 """Which ready task goes next: a run's ready queue, the engine's concurrency limits, tool estimates.
 
-* ``ReadyQueue`` (one per run, guarded by the run's lock): a heap per executor kind, ordered by the
+* ``ReadyQueue`` (one per run, guarded by the run's lock): per executor kind, ordered by the
   estimated time left on each task's longest chain (``TaskGraph.priority``), ties to the lower index.
 * ``Limits`` (one per engine, its own lock, a leaf: nothing is called while it is held): per-tool
   ``max_concurrency`` across every run of the engine, since a rate-limited API does not care which
@@ -21,61 +21,114 @@ from typing import Any, Deque, Dict, Iterable, List, NamedTuple, Optional, Tuple
 __all__ = ["ReadyQueue", "Limits", "HeldTask", "ToolStats"]
 
 
-class ReadyQueue:
-    """Ready tasks of one run, a heap per executor kind. Not thread-safe: the run's lock guards it."""
+class _Queue:
+    """The ready tasks of one kind: a heap of their distinct keys (negated priorities), and for each
+    key a heap of its tasks' indices. Tasks of one plan share few priorities (a chain's height in
+    equal costs), so a push or a pop orders plain ints in a bucket, not ``(priority, idx)`` tuples in
+    one heap as large as the queue."""
 
-    __slots__ = ("_heaps", "count")
+    __slots__ = ("keys", "buckets", "size")
 
     def __init__(self) -> None:
-        self._heaps: Dict[str, List[Tuple[float, int]]] = {}
+        self.keys: List[float] = []
+        self.buckets: Dict[float, List[int]] = {}
+        self.size = 0
+
+    def fill(self, keyed: Iterable[Tuple[float, int]]) -> None:
+        """Replace the contents with ``(key, idx)`` pairs, ordered at once."""
+        buckets: Dict[float, List[int]] = {}
+        for key, idx in keyed:
+            bucket = buckets.get(key)
+            if bucket is None:
+                buckets[key] = [idx]
+            else:
+                bucket.append(idx)
+        for bucket in buckets.values():
+            heapq.heapify(bucket)
+        self.keys = list(buckets)
+        heapq.heapify(self.keys)
+        self.buckets = buckets
+        self.size = sum(len(bucket) for bucket in buckets.values())
+
+    def indices(self) -> List[int]:
+        return [idx for bucket in self.buckets.values() for idx in bucket]
+
+
+class ReadyQueue:
+    """Ready tasks of one run by executor kind, each kind ordered by priority (highest first), ties
+    to the lower index. Not thread-safe: the run's lock guards it."""
+
+    __slots__ = ("_queues", "count")
+
+    def __init__(self) -> None:
+        self._queues: Dict[str, _Queue] = {}
         self.count = 0  # ready tasks of every kind
 
     def push(self, kind: str, priority: float, idx: int) -> None:
-        heap = self._heaps.get(kind)
-        if heap is None:
-            heap = self._heaps[kind] = []
-        heapq.heappush(heap, (-priority, idx))
+        queue = self._queues.get(kind)
+        if queue is None:
+            queue = self._queues[kind] = _Queue()
+        key = -priority
+        bucket = queue.buckets.get(key)
+        if bucket is None:
+            queue.buckets[key] = [idx]
+            heapq.heappush(queue.keys, key)
+        else:
+            heapq.heappush(bucket, idx)
+        queue.size += 1
         self.count += 1
 
     def pop(self, kind: str) -> Optional[int]:
         """The ready task of ``kind`` with the most time left on its chain, or None."""
-        heap = self._heaps.get(kind)
-        if not heap:
+        queue = self._queues.get(kind)
+        if queue is None or not queue.size:
             return None
+        key = queue.keys[0]
+        bucket = queue.buckets[key]
+        idx = heapq.heappop(bucket)
+        if not bucket:
+            del queue.buckets[key]
+            heapq.heappop(queue.keys)
+        queue.size -= 1
         self.count -= 1
-        return heapq.heappop(heap)[1]
+        return idx
 
     def peek(self, kind: str) -> Optional[int]:
         """The task ``pop(kind)`` would return, left in place."""
-        heap = self._heaps.get(kind)
-        return heap[0][1] if heap else None
+        queue = self._queues.get(kind)
+        return queue.buckets[queue.keys[0]][0] if queue is not None and queue.size else None
 
     def has(self, kind: str) -> bool:
-        return bool(self._heaps.get(kind))
+        queue = self._queues.get(kind)
+        return queue is not None and queue.size > 0
 
     def size(self, kind: str) -> int:
-        return len(self._heaps.get(kind, ()))
+        queue = self._queues.get(kind)
+        return 0 if queue is None else queue.size
 
     def kinds(self) -> List[str]:
         """The kinds that have ready tasks."""
-        return [kind for kind, heap in self._heaps.items() if heap]
+        return [kind for kind, queue in self._queues.items() if queue.size]
 
     def reprioritise(self, priority: Any, new: Iterable[Tuple[str, int]] = ()) -> None:
-        """Re-key every heap with ``priority(idx)`` (after a batch raised heights), adding the ``new``
-        ready tasks, ``(kind, idx)``, on the way: one heapify for all."""
+        """Re-key every kind with ``priority(idx)`` (after a batch raised heights), adding the ``new``
+        ready tasks, ``(kind, idx)``, on the way: each kind ordered once for all."""
+        members = {kind: queue.indices() for kind, queue in self._queues.items()}
         for kind, idx in new:
-            heap = self._heaps.get(kind)
-            if heap is None:
-                heap = self._heaps[kind] = []
-            heap.append((0.0, idx))
-            self.count += 1
-        for heap in self._heaps.values():
-            heap[:] = [(-priority(idx), idx) for _, idx in heap]
-            heapq.heapify(heap)
+            found = members.get(kind)
+            if found is None:
+                found = members[kind] = []
+            found.append(idx)
+        for kind, indices in members.items():
+            queue = self._queues.get(kind)
+            if queue is None:
+                queue = self._queues[kind] = _Queue()
+            self.count += len(indices) - queue.size
+            queue.fill((-priority(idx), idx) for idx in indices)
 
     def clear(self) -> None:
         """Empty the queue."""
-        self._heaps.clear()
+        self._queues.clear()
         self.count = 0
 
 
