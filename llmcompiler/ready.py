@@ -48,7 +48,7 @@ class _Queue:
         self.keys = list(buckets)
         heapq.heapify(self.keys)
         self.buckets = buckets
-        self.size = sum(len(bucket) for bucket in buckets.values())
+        self.size = sum(map(len, buckets.values()))
 
     def indices(self) -> List[int]:
         return [idx for bucket in self.buckets.values() for idx in bucket]
@@ -94,9 +94,15 @@ class ReadyQueue:
         return idx
 
     def peek(self, kind: str) -> Optional[int]:
-        """The task ``pop(kind)`` would return, left in place."""
+        """The task ``pop(kind)`` would return, left in place. Also read without the lock, as a hint
+        (``Run._startable``): None when a pop emptied the bucket between the two reads."""
         queue = self._queues.get(kind)
-        return queue.buckets[queue.keys[0]][0] if queue is not None and queue.size else None
+        if queue is None or not queue.size:
+            return None
+        try:
+            return queue.buckets[queue.keys[0]][0]
+        except (KeyError, IndexError):
+            return None
 
     def has(self, kind: str) -> bool:
         queue = self._queues.get(kind)
