@@ -256,7 +256,54 @@ class TaskGraph:
                     stack.append(upper)
 
     def update_heights(self, batch: Iterable[int]) -> None:
-        """Recompute the heights of ``batch`` and their ancestors in one pass (reverse topological)."""
+        """Recompute the heights of ``batch`` and their ancestors in one pass (reverse topological).
+
+        A batch numbered consecutively, in a graph where no task named a dependency before it was
+        added (the form of a validated plan), is ordered already: one pass from its end, its heights
+        in a list by position. Any other batch goes through ``_heights_by_counting``."""
+        batch = list(batch)
+        if batch and not self.forward and batch[-1] - batch[0] == len(batch) - 1 and \
+                all(later - earlier == 1 for earlier, later in zip(batch, batch[1:])):
+            if self._heights_from_the_end(batch[0], len(batch)):
+                return
+        self._heights_by_counting(batch)
+
+    def _heights_from_the_end(self, first: int, size: int) -> bool:
+        """Heights of tasks ``first`` .. ``first + size - 1``, from the last, each raising the tasks it
+        depends on. Returns False at a dependency on a task of the batch numbered at or above its own
+        (the pass has then set only heights that are lower bounds; the caller counts instead)."""
+        nodes = self.nodes
+        members = [nodes.get(idx) for idx in range(first, first + size)]
+        heights = [0.0] * size
+        for pos in range(size - 1, -1, -1):
+            node = members[pos]
+            if node is None or node.count < 0 or node.deps is None:
+                continue
+            height = heights[pos]
+            if node.height < height:
+                node.height = height
+            above = node.height + node.cost
+            for dep in node.deps:
+                at = dep - first
+                if 0 <= at < size:
+                    if at >= pos:
+                        return False
+                    if heights[at] < above:
+                        heights[at] = above
+                else:
+                    self._raise_dependency(dep, above)
+        return True
+
+    def _raise_dependency(self, dep: int, above: float) -> None:
+        """Raise the height of ``dep``, outside the batch, to ``above`` and on up its ancestors."""
+        upper = self.nodes.get(dep)
+        if upper is not None and upper.height < above and upper.count >= 0:
+            upper.height = above
+            if upper.deps is not None:
+                self._raise_heights(dep)
+
+    def _heights_by_counting(self, batch: List[int]) -> None:
+        """``update_heights`` for any batch: Kahn's order over the batch, by counting dependents."""
         nodes = self.nodes
         members = {}
         for idx in batch:
@@ -281,8 +328,4 @@ class TaskGraph:
                     if pending[dep] == 0:
                         order.append(upper)
                 else:
-                    upper = nodes.get(dep)
-                    if upper is not None and upper.height < above and upper.count >= 0:
-                        upper.height = above
-                        if upper.deps is not None:
-                            self._raise_heights(dep)
+                    self._raise_dependency(dep, above)

@@ -75,6 +75,39 @@ def test_update_heights_matches_incremental_heights_on_random_dags():
         assert batched.height == one_by_one.height
 
 
+def test_batched_heights_match_one_by_one_across_batches_and_orders():
+    # Plans arrive in batches (replans, streamed chunks): numbered on from the last, in plan order
+    # (the pass from the end) or shuffled (counting), some tasks finished between batches, costs
+    # mixed; a batch that names a later task of its own falls back to counting, as does one added
+    # out of order and then named in order.
+    rng = random.Random(11)
+    for trial in range(200):
+        one_by_one, batched = TaskGraph(), TaskGraph()
+        first = 1
+        for _ in range(rng.randint(1, 4)):
+            size = rng.randint(1, 40)
+            batch = list(range(first, first + size))
+            edges = {i: rng.sample(range(1, i), min(i - 1, rng.randint(0, 3))) for i in batch}
+            if trial % 5 == 0 and size > 1:  # one task names a later task of the same batch
+                edges[batch[0]] = [batch[-1]]
+                edges[batch[-1]] = [d for d in edges[batch[-1]] if d < first]  # no cycle
+            order = batch[:] if trial % 3 else rng.sample(batch, size)
+            if trial % 5 == 0 and size > 1:  # the later task added first: no forward reference
+                order = [batch[-1]] + batch[:-1]
+            costs = {i: rng.choice((1.0, 0.5, 3.0)) for i in batch}
+            for idx in order:
+                deps = [d for d in edges[idx] if d not in one_by_one.finished]
+                one_by_one.add(idx, deps, cost=costs[idx])
+                batched.add(idx, deps, heights=False, cost=costs[idx])
+            batched.update_heights(batch if trial % 2 else order)  # added shuffled, named in order
+            assert batched.height == one_by_one.height, (trial, batch)
+            for idx in list(one_by_one.active):
+                if rng.random() < 0.5:
+                    one_by_one.done(idx)
+                    batched.done(idx)
+            first += size
+
+
 def test_find_cycle_names_the_cycle():
     graph = TaskGraph()
     graph.add(1, [3])
