@@ -304,14 +304,18 @@ class _NotSimple(Exception):
     """The call is not one the fast path reads: it takes the general path (internal)."""
 
 
-def read_simple_call(line: str, pos: int) -> Optional[Tuple[Tuple[Any, ...], Dict[str, Any], List[str]]]:
+def read_simple_call(
+    line: str, pos: int
+) -> Optional[Tuple[Tuple[Any, ...], Dict[str, Any], List[str], List[int]]]:
     """Read the call whose arguments start at ``line[pos]`` (just past its ``(``) when it is simple.
 
-    Returns ``(args, kwargs, dollar_strings)``, the last being every string value containing a ``$``
-    (bare references included, as ``"$N"``), or None when the line needs the general path."""
+    Returns ``(args, kwargs, dollars, bare)``: ``dollars`` every quoted string value containing a
+    ``$``, ``bare`` the task number of every bare reference (its value is the string ``"$N"``); or None
+    when the line needs the general path."""
     args: List[Any] = []
     kwargs: Dict[str, Any] = {}
     dollars: List[str] = []
+    bare: List[int] = []
     stack: List[List[Any]] = []  # the lists open around the current value
     keyword: Optional[str] = None  # the keyword whose value comes next
     expect_value = True  # False: after a value, a ',' or a closing bracket comes next
@@ -329,7 +333,7 @@ def read_simple_call(line: str, pos: int) -> Optional[Tuple[Tuple[Any, ...], Dic
                         return None
                     keyword = name
                     continue
-                keyword = _place(_token_value(token, kind, dollars), stack, args, kwargs, keyword)
+                keyword = _place(_token_value(token, kind, dollars, bare), stack, args, kwargs, keyword)
                 expect_value = False
                 continue
             mark = token.group(9)
@@ -345,15 +349,16 @@ def read_simple_call(line: str, pos: int) -> Optional[Tuple[Tuple[Any, ...], Dic
             elif mark == ")" and not stack and keyword is None:
                 if _END_OF_LINE.fullmatch(line, pos) is None:
                     return None
-                return tuple(args), kwargs, dollars
+                return tuple(args), kwargs, dollars, bare
             else:
                 return None
     except _NotSimple:
         return None
 
 
-def _token_value(token: "re.Match[str]", kind: int, dollars: List[str]) -> Any:
-    """The value a fast-path token stands for; strings holding a '$' are added to ``dollars``."""
+def _token_value(token: "re.Match[str]", kind: int, dollars: List[str], bare: List[int]) -> Any:
+    """The value a fast-path token stands for; quoted strings holding a '$' are added to ``dollars``,
+    a bare reference's number (at most 18 digits, as the token allows) to ``bare``."""
     if kind == 1 or kind == 2:
         text = token.group(kind)
         if "$" in text:
@@ -368,9 +373,9 @@ def _token_value(token: "re.Match[str]", kind: int, dollars: List[str]) -> Any:
         if name not in _NAMED:
             raise _NotSimple(name)  # a name is no literal: the general path says so
         return _NAMED[name]
-    reference = "$" + (token.group(7) or token.group(8))
-    dollars.append(reference)
-    return reference
+    digits = token.group(7) or token.group(8)
+    bare.append(int(digits))
+    return "$" + digits
 
 
 def _place(value: Any, stack: List[List[Any]], args: List[Any], kwargs: Dict[str, Any],

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ._literals import ArgumentError, ArgumentScanner, read_arguments, read_simple_call, small_int
 from .errors import PlanError, PlanSyntaxError
@@ -256,8 +256,8 @@ class PlanParser:
                                   line=number, task=small_int(match.group(1)), text=line)
         simple = read_simple_call(line, match.end())
         if simple is not None:  # the common case: a one-line call of plain literals
-            args, kwargs, dollars = simple
-            self._add_task(match.group(1), match.group(2), number, line, thought, args, kwargs, dollars)
+            args, kwargs, dollars, bare = simple
+            self._add_task(match.group(1), match.group(2), number, line, thought, args, kwargs, dollars, bare)
             return
         self._open = _OpenTask(match.group(1), match.group(2), number, line, match.end(), thought)
         self._scan(number, line[match.end():])
@@ -320,18 +320,20 @@ class PlanParser:
                 if not self._lenient:
                     raise
                 args, kwargs = ("".join(task.scanner.raw).strip(),), {}
-        self._add_task(task.digits, task.tool, task.line, task.first_line, task.thought, args, kwargs, None)
+        self._add_task(task.digits, task.tool, task.line, task.first_line, task.thought, args, kwargs, None, ())
 
     def _add_task(self, digits: str, tool: str, line: int, text: str, thought: Optional[str],
-                  args: Tuple[Any, ...], kwargs: Dict[str, Any], dollars: Optional[List[str]]) -> None:
-        """Check the task's index and references and record it. ``dollars``: its strings holding a '$'
-        (None: find them here)."""
+                  args: Tuple[Any, ...], kwargs: Dict[str, Any], dollars: Optional[List[str]],
+                  bare: Sequence[int]) -> None:
+        """Check the task's index and references and record it. ``dollars``: its quoted strings holding
+        a '$' and ``bare`` the numbers of its bare references, as ``read_simple_call`` gives them (None:
+        find every reference here)."""
         idx = int(digits) if len(digits) <= 18 else 0
         if idx < 1:
             idx = self._index(digits, line, text)  # raises
         if idx in self._defined or idx in self._known:
             self._check_new_index(idx, line)  # raises
-        dependencies = self._dependencies(idx, line, args, kwargs, dollars)
+        dependencies = self._dependencies(idx, line, args, kwargs, dollars, bare)
         parsed = trusted_task(idx, tool, args, kwargs, dependencies, thought)
         self._defined[idx] = line
         self._tasks.append(parsed)
@@ -355,14 +357,18 @@ class PlanParser:
             raise duplicate_error(idx, line=line, first_line=self._defined[idx])
 
     def _dependencies(self, idx: int, line: int, args: Tuple[Any, ...], kwargs: Dict[str, Any],
-                      dollars: Optional[List[str]]) -> frozenset:
+                      dollars: Optional[List[str]], bare: Sequence[int]) -> frozenset:
         """Whole-argument references (each must name an earlier task) plus in-text ones to earlier tasks."""
         if dollars is not None and not dollars:
-            return _NO_DEPENDENCIES
-        try:
-            whole, inline = references(args, kwargs) if dollars is None else string_references(dollars)
-        except PlanError as error:  # a reference's number is too large
-            raise PlanSyntaxError(f"line {line}: task {idx}: {error}", line=line, task=idx) from None
+            if not bare:
+                return _NO_DEPENDENCIES
+            whole, inline = set(bare), set()
+        else:
+            try:
+                whole, inline = references(args, kwargs) if dollars is None else string_references(dollars)
+            except PlanError as error:  # a reference's number is too large
+                raise PlanSyntaxError(f"line {line}: task {idx}: {error}", line=line, task=idx) from None
+            whole.update(bare)
         defined, known = self._defined, self._known
         for ref in whole:
             if ref not in defined and ref not in known:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import random
+from collections import Counter
 
 import pytest
 
@@ -296,7 +297,7 @@ def typed(value):
     return (type(value).__name__, repr(value))
 
 
-SIMPLE_VALUES = ['"x"', "'y'", '""', '"$1"', '"${2}"', "$3", "${4}", '"cost $5.00 or $1"', "0", "-7", "12",
+SIMPLE_VALUES = ['"x"', "'y'", '""', '"$1"', '"${2}"', "$3", "${4}", "$007", '"cost $5.00 or $1"', "0", "-7", "12",
                  "3.25", "-0.5", "007.5", "True", "False", "None", "[]", "[1, [2, [3]]]", '["a", $1,]',
                  '"é ü 漢"', '"tab\there"', "999999999999999999", "1" * 19, '"a" "b"', "1e3", "0x1f",
                  "1_000", "-True", "(1,)", "{}", '"\\n"', "r'x'", "$1.5", "TRUE", "x", "[,]", "[1 2]"]
@@ -331,12 +332,15 @@ def test_fast_path_agrees_with_the_general_path():
         if fast is None:
             continue
         answered += 1
-        args, kwargs, dollars = fast
+        args, kwargs, dollars, bare = fast
         general = general_path(line, pos)
         assert general[0] != "error", (line, general)
         assert typed((args, kwargs)) == typed(general), line
         assert references(args, kwargs) == references(*general), line
-        assert sorted(dollars) == sorted(leaf for leaf in _strings((args, kwargs)) if "$" in leaf), line
+        leaves = [leaf for leaf in _strings((args, kwargs)) if "$" in leaf]
+        assert len(dollars) + len(bare) == len(leaves), line
+        assert not Counter(dollars) - Counter(leaves), line
+        assert set(bare) <= references(*general)[0], line  # each bare reference is a whole one
     assert answered > 2000  # the fast path takes the common shapes
 
 
