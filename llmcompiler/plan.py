@@ -396,11 +396,20 @@ def resolve(task: Task, observation: Callable[[int], Any]) -> Tuple[Tuple[Any, .
     task on the scheduler's hot path: plain values cost one type check.
     """
     deps = task.dependency_indices
+    args, kwargs = task.args, task.kwargs
     if not deps:
-        return task.args, task.kwargs
+        return args, kwargs
     try:
-        args = tuple([_resolved(value, deps, observation) for value in task.args]) if task.args else ()
-        kwargs = {key: _resolved(value, deps, observation) for key, value in task.kwargs.items()}
+        if args:
+            values = []
+            for value in args:
+                if type(value) is str and value[:1] == "$" and value[1:].isdigit() and value.isascii():
+                    values.append(observation(int(value[1:])))  # the common "$N", read at once
+                else:
+                    values.append(_resolved(value, deps, observation))
+            args = tuple(values)
+        if kwargs:
+            kwargs = {key: _resolved(value, deps, observation) for key, value in kwargs.items()}
     except _Unrenderable as failure:
         argument = _failing_argument(task, observation)
         raise SubstitutionError(f"task {task.idx}: cannot fill ${failure.ref} into {argument}: {failure.error}",
