@@ -399,17 +399,23 @@ def resolve(task: Task, observation: Callable[[int], Any]) -> Tuple[Tuple[Any, .
     args, kwargs = task.args, task.kwargs
     if not deps:
         return args, kwargs
-    try:
+    try:  # the common "$N" is read in each loop, without a call per value (as _resolved would read it)
         if args:
             values = []
             for value in args:
                 if type(value) is str and value[:1] == "$" and value[1:].isdigit() and value.isascii():
-                    values.append(observation(int(value[1:])))  # the common "$N", read at once
+                    values.append(observation(int(value[1:])))
                 else:
                     values.append(_resolved(value, deps, observation))
             args = tuple(values)
         if kwargs:
-            kwargs = {key: _resolved(value, deps, observation) for key, value in kwargs.items()}
+            filled = {}
+            for key, value in kwargs.items():
+                if type(value) is str and value[:1] == "$" and value[1:].isdigit() and value.isascii():
+                    filled[key] = observation(int(value[1:]))
+                else:
+                    filled[key] = _resolved(value, deps, observation)
+            kwargs = filled
     except _Unrenderable as failure:
         argument = _failing_argument(task, observation)
         raise SubstitutionError(f"task {task.idx}: cannot fill ${failure.ref} into {argument}: {failure.error}",
