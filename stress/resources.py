@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import NamedTuple
+from typing import NamedTuple, Tuple
 
 
 class Holdings(NamedTuple):
     threads: int
     children: int  # every live process below this one
-    fds: int
+    fds: int       # open file descriptors but sockets
     rss_bytes: int
+    sockets: int   # open sockets: a manager store's connections, one per thread that used it
 
 
 def process_count() -> int:
@@ -36,8 +37,24 @@ def process_count() -> int:
     return found
 
 
+def _descriptors() -> Tuple[int, int]:
+    """``(others, sockets)``: this process's open descriptors, sockets counted apart."""
+    others = sockets = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since the listing (the listing's own descriptor among them)
+            continue
+        if target.startswith("socket:"):
+            sockets += 1
+        else:
+            others += 1
+    return others, sockets
+
+
 def holdings() -> Holdings:
     with open("/proc/self/statm") as statm:
         rss_pages = int(statm.read().split()[1])
-    return Holdings(threading.active_count(), process_count(), len(os.listdir("/proc/self/fd")),
-                    rss_pages * os.sysconf("SC_PAGE_SIZE"))
+    others, sockets = _descriptors()
+    return Holdings(threading.active_count(), process_count(), others, rss_pages * os.sysconf("SC_PAGE_SIZE"),
+                    sockets)

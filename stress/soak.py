@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
 import time
@@ -45,11 +46,14 @@ def plan(rng: random.Random, number: int) -> List[Task]:
 
 
 def settle(limit: resources.Holdings, seconds: float = 10.0) -> resources.Holdings:
-    """Holdings once abandoned calls and replaced workers have gone (waiting at most ``seconds``)."""
+    """Holdings once abandoned calls and replaced workers have gone (waiting at most ``seconds``) and
+    the garbage collector has run: a retired pool's pipes, in a reference cycle, close when it does."""
     deadline = time.monotonic() + seconds
+    gc.collect()
     now = resources.holdings()
     while (now.threads > limit.threads or now.children > limit.children) and time.monotonic() < deadline:
         time.sleep(0.05)
+        gc.collect()
         now = resources.holdings()
     return now
 
