@@ -47,7 +47,7 @@ def plan(rng: random.Random, number: int) -> List[Task]:
 
 def settle(limit: resources.Holdings, seconds: float = 10.0) -> resources.Holdings:
     """Holdings once abandoned calls and replaced workers have gone (waiting at most ``seconds``) and
-    the garbage collector has run: a retired pool's pipes, in a reference cycle, close when it does."""
+    the garbage collector has run (a pipe of a retired pool was seen to close only then)."""
     deadline = time.monotonic() + seconds
     gc.collect()
     now = resources.holdings()
