@@ -359,16 +359,13 @@ class PlanParser:
     def _dependencies(self, idx: int, line: int, args: Tuple[Any, ...], kwargs: Dict[str, Any],
                       dollars: Optional[List[str]], bare: Sequence[int]) -> frozenset:
         """Whole-argument references (each must name an earlier task) plus in-text ones to earlier tasks."""
-        if dollars is not None and not dollars:
-            if not bare:
-                return _NO_DEPENDENCIES
-            whole, inline = set(bare), set()
-        else:
-            try:
-                whole, inline = references(args, kwargs) if dollars is None else string_references(dollars)
-            except PlanError as error:  # a reference's number is too large
-                raise PlanSyntaxError(f"line {line}: task {idx}: {error}", line=line, task=idx) from None
-            whole.update(bare)
+        if dollars is not None and not dollars and not bare:
+            return _NO_DEPENDENCIES
+        try:
+            whole, inline = references(args, kwargs) if dollars is None else string_references(dollars)
+        except PlanError as error:  # a reference's number is too large
+            raise PlanSyntaxError(f"line {line}: task {idx}: {error}", line=line, task=idx) from None
+        whole.update(bare)
         defined, known = self._defined, self._known
         for ref in whole:
             if ref not in defined and ref not in known:

@@ -45,10 +45,10 @@ def _soak(sizes: dict, seed: int) -> Tuple[Row, List[str]]:
     mib = 1 << 20
     figures = (f"after warm-up -> end (peak): threads {start.threads} -> {end.threads} ({peak.threads}), "
                f"child processes {start.children} -> {end.children} ({peak.children}), open fds "
-               f"{start.fds} -> {end.fds} ({peak.fds}; first half at most {result.first_half_peak.fds}), sockets "
+               f"{start.fds} -> {end.fds} ({peak.fds}), sockets "
                f"{start.sockets} -> {end.sockets} ({peak.sockets}), RSS {start.rss_bytes / mib:.1f} -> "
                f"{end.rss_bytes / mib:.1f} MiB ({peak.rss_bytes / mib:.1f}); {result.seconds:.0f} s")
-    # Both ends are measured after a collection (a retired pool's pipes close with it), so descriptors
+    # Both ends are measured after a collection (a retired pool's pipe may close only then), so descriptors
     # other than sockets grew when the end holds more than the warm-up did. Sockets are the manager
     # store's connections, one per thread that has used it (workers come to it at any run): they grew
     # when more are open than threads are alive.

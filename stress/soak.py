@@ -28,7 +28,6 @@ class Soak(NamedTuple):
     after_warm_up: resources.Holdings
     at_end: resources.Holdings
     peak: resources.Holdings
-    first_half_peak: resources.Holdings  # the most held between the warm-up and the middle run
     seconds: float
 
 
@@ -63,7 +62,7 @@ def run(runs: int, seed: int, store: str = "manager") -> Soak:
     warm-up, at the end (once abandoned calls returned), and the peak after each run."""
     rng = random.Random(seed)
     mismatches: List[str] = []
-    peak = after_warm_up = first_half = resources.holdings()
+    peak = after_warm_up = resources.holdings()
     started = time.perf_counter()
     with Engine(dags.registry(), max_workers=8, process_workers=2, store=store) as engine:
         for number in range(runs):
@@ -83,9 +82,7 @@ def run(runs: int, seed: int, store: str = "manager") -> Soak:
             del result
             now = resources.holdings()
             if number == WARM_UP - 1:
-                after_warm_up = first_half = settle(now)
-            elif WARM_UP <= number <= runs // 2:
-                first_half = resources.Holdings(*map(max, first_half, now))
+                after_warm_up = settle(now)
             peak = resources.Holdings(*map(max, peak, now))
         at_end = settle(after_warm_up)
-    return Soak(runs, mismatches, after_warm_up, at_end, peak, first_half, time.perf_counter() - started)
+    return Soak(runs, mismatches, after_warm_up, at_end, peak, time.perf_counter() - started)
